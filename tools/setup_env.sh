@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv (if needed) and install the pinned stack + mtdense (editable) into it.
+# Re-runs are cheap: the install is skipped while requirements.txt is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.mtdense-requirements
+if [ ! -f "$stamp" ] || ! cmp -s requirements.txt "$stamp"; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -r requirements.txt pytest==9.2.0
+  cp requirements.txt "$stamp"
+fi
+# Editable install of mtdense itself (no network needed: setuptools is in the venv).
+if ! .venv/bin/python -c "import mtdense" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+fi
