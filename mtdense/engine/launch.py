@@ -1,0 +1,65 @@
+"""Launcher helpers shared by tools/train.py and tools/test.py.
+
+mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally, so a
+pytorch/slurm launch on a CPU-only machine fails before training starts. When CUDA is
+unavailable we initialise the process group ourselves with gloo (mmengine then skips
+its own initialisation) and build DDP without ``device_ids``, as CPU modules require.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+__all__ = ['prepare_launcher', 'init_cpu_distributed']
+
+
+def _setup_slurm_env(port: Optional[int] = None) -> None:
+    """Derive torch.distributed env variables from SLURM's (as mmengine does)."""
+    proc_id = int(os.environ['SLURM_PROCID'])
+    ntasks = int(os.environ['SLURM_NTASKS'])
+    node_list = os.environ['SLURM_NODELIST']
+    addr = subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1')
+    os.environ.setdefault('MASTER_PORT', str(port or 29500))
+    os.environ.setdefault('MASTER_ADDR', addr)
+    os.environ['WORLD_SIZE'] = str(ntasks)
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+    os.environ['RANK'] = str(proc_id)
+
+
+def init_cpu_distributed(launcher: str, timeout_s: int = 600) -> None:
+    """Initialise a gloo process group for a CPU-only pytorch or slurm launch."""
+    if dist.is_available() and dist.is_initialized():
+        return
+    if launcher == 'slurm':
+        _setup_slurm_env()
+    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        if key not in os.environ:
+            raise RuntimeError(f'launcher={launcher!r} needs the environment variable {key} '
+                               f'(set by torchrun / srun); it is missing')
+    from datetime import timedelta
+    dist.init_process_group(backend='gloo', timeout=timedelta(seconds=timeout_s))
+
+
+def prepare_launcher(cfg: Config, launcher: str) -> Config:
+    """Set ``cfg.launcher`` and make distributed launches work on CPU-only machines."""
+    if launcher not in ('none', 'pytorch', 'slurm', 'mpi'):
+        raise ValueError(f'--launcher must be one of none|pytorch|slurm|mpi, got {launcher!r}')
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return cfg
+    if launcher == 'mpi':
+        raise RuntimeError('the mpi launcher needs CUDA here; use --launcher pytorch on CPU')
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    init_cpu_distributed(launcher)
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None  # CPU modules: DDP refuses device ids
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+    return cfg
