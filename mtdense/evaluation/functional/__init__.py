@@ -1,1 +1,18 @@
+"""Numpy metric functions and their additive accumulators (DESIGN.md §5).
 
+Each task kind has an accumulator (``SegStats``, ``SaliencyStats``, ``NormalsStats``,
+``DepthStats``) with ``update(pred, gt)``, ``merge(other)``, ``state_dict()`` /
+``add_state(state)`` (compact additive records, summed across images and ranks) and
+``compute()``. The functions below run an accumulator over whole arrays or lists.
+"""
+from .depth import DEPTH_DELTAS, DepthStats, depth_scores
+from .multi_task import delta_m, relative_gains
+from .normals import NORMALS_THRESHOLDS, NormalsStats, angular_error, normals_scores
+from .saliency import SaliencyStats, default_saliency_thresholds, saliency_scores
+from .seg import SegStats, miou
+
+__all__ = [
+    'SegStats', 'SaliencyStats', 'NormalsStats', 'DepthStats', 'miou', 'saliency_scores',
+    'normals_scores', 'depth_scores', 'delta_m', 'relative_gains', 'angular_error',
+    'default_saliency_thresholds', 'NORMALS_THRESHOLDS', 'DEPTH_DELTAS'
+]

@@ -1,1 +1,3 @@
+from .multitask_metric import MultiTaskMetric, format_table
 
+__all__ = ['MultiTaskMetric', 'format_table']

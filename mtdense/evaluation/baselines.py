@@ -1,0 +1,135 @@
+"""Per-task baseline numbers for Δm, read from a JSON file that records their origin.
+
+File format (one JSON object)::
+
+    {
+      "dataset":  "PASCAL-Context (ASTMT multi-task split, val 5105 images)",
+      "backbone": "Swin-T (ImageNet-1k)",
+      "method":   "single-task full fine-tuning",           # optional
+      "metrics":  {"semseg":      {"mIoU": 67.21},
+                   "human_parts": {"mIoU": 61.93},
+                   "saliency":    {"mIoU": 62.35},
+                   "normals":     {"mErr": 17.97}},
+      "source":   "where the numbers come from (paper + table, or run + commit)",
+      "notes":    "anything needed to read them correctly"   # optional, string or null
+    }
+
+``metrics`` maps task names (see :mod:`mtdense.tasks`) to ``{metric: number}``; Δm uses
+each task's primary metric (semseg / human_parts / saliency ``mIoU``, normals ``mErr``,
+depth ``rmse``) in the units mtdense reports (percent, degrees, metres). Other metric
+names may be recorded too. ``source`` is required and must be non-empty: a number
+without provenance is not accepted.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+from mtdense.tasks import get_task_spec
+
+_REQUIRED = ('dataset', 'backbone', 'metrics', 'source')
+_OPTIONAL = ('method', 'notes')
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """Validated content of a baselines file."""
+    dataset: str
+    backbone: str
+    metrics: Dict[str, Dict[str, float]]
+    source: str
+    method: Optional[str] = None
+    notes: Optional[str] = None
+    path: Optional[str] = field(default=None, compare=False)
+
+    def primary(self, tasks: Iterable[str]) -> Dict[str, float]:
+        """``{task: baseline value of the task's primary metric}`` for Δm."""
+        where = self.path or '<baselines>'
+        out = {}
+        for task in tasks:
+            metric = get_task_spec(task).primary_metric
+            if task not in self.metrics:
+                raise KeyError(f'{where}: no baseline for task {task!r} (the file has '
+                               f'{sorted(self.metrics)}); Δm needs every evaluated task')
+            if metric not in self.metrics[task]:
+                raise KeyError(f'{where}: metrics.{task} has no {metric!r} (the primary metric '
+                               f'of {task!r}); it has {sorted(self.metrics[task])}')
+            value = self.metrics[task][metric]
+            if value == 0:
+                raise ValueError(f'{where}: metrics.{task}.{metric} is 0; Δm divides by it')
+            out[task] = value
+        return out
+
+
+def _check_str(obj: Mapping[str, Any], key: str, where: str, optional: bool = False) -> None:
+    value = obj.get(key)
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f'{where}: "{key}" must be a non-empty string, got {value!r}')
+
+
+def parse_baselines(obj: Any, where: str = '<baselines>') -> Baselines:
+    """Validate a decoded baselines object (see the module docstring for the format)."""
+    if not isinstance(obj, dict):
+        raise ValueError(f'{where}: expected a JSON object at the top level, got '
+                         f'{type(obj).__name__}')
+    missing = [k for k in _REQUIRED if k not in obj]
+    if missing:
+        raise KeyError(f'{where}: missing required key(s) {missing}; required: '
+                       f'{list(_REQUIRED)}, optional: {list(_OPTIONAL)}')
+    unknown = sorted(set(obj) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise KeyError(f'{where}: unknown key(s) {unknown}; allowed: '
+                       f'{list(_REQUIRED + _OPTIONAL)}')
+    for key in ('dataset', 'backbone', 'source'):
+        _check_str(obj, key, where)
+    for key in _OPTIONAL:
+        _check_str(obj, key, where, optional=True)
+    metrics = obj['metrics']
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(f'{where}: "metrics" must be a non-empty object '
+                         f'{{task: {{metric: number}}}}, got {metrics!r}')
+    clean: Dict[str, Dict[str, float]] = {}
+    for task, values in metrics.items():
+        try:
+            get_task_spec(task)
+        except KeyError as e:
+            raise ValueError(f'{where}: metrics: {e.args[0]}') from None
+        if not isinstance(values, dict) or not values:
+            raise ValueError(f'{where}: metrics.{task} must be a non-empty object '
+                             f'{{metric: number}}, got {values!r}')
+        clean[task] = {}
+        for name, value in values.items():
+            # bool is an int subclass: reject it explicitly.
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not math.isfinite(value):
+                raise ValueError(f'{where}: metrics.{task}.{name} must be a finite number, '
+                                 f'got {value!r}')
+            clean[task][name] = float(value)
+    return Baselines(dataset=obj['dataset'], backbone=obj['backbone'], metrics=clean,
+                     source=obj['source'], method=obj.get('method'), notes=obj.get('notes'),
+                     path=None if where == '<baselines>' else where)
+
+
+def load_baselines(path: str, tasks: Optional[Iterable[str]] = None) -> Baselines:
+    """Read and validate a baselines JSON file.
+
+    Args:
+        path: the JSON file.
+        tasks: if given, also check that each task has its primary metric.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'baselines file not found: {path}')
+    with open(path, encoding='utf-8') as f:
+        try:
+            obj = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{path}: not valid JSON ({e})') from None
+    baselines = parse_baselines(obj, where=path)
+    if tasks is not None:
+        baselines.primary(tasks)
+    return baselines

@@ -1,0 +1,279 @@
+"""``MultiTaskMetric``: per-task dense metrics and Δm from sufficient statistics."""
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+from mmengine.structures import BaseDataElement, PixelData
+from prettytable import PrettyTable
+
+from mtdense.registry import METRICS
+from mtdense.tasks import HUMAN_PARTS_CLASSES, IGNORE_INDEX, TASKS, check_tasks, get_task_spec
+
+from ..baselines import Baselines, load_baselines
+from ..functional import DepthStats, NormalsStats, SaliencyStats, SegStats, relative_gains
+from ..functional._utils import to_numpy
+
+Stats = Union[SegStats, SaliencyStats, NormalsStats, DepthStats]
+
+# Metrics in the ground truth's unit rather than percent/degrees: printed with more digits.
+_FINE_METRICS = {'depth': ('rmse', 'log_rmse', 'abs_rel')}
+
+
+@METRICS.register_module()
+class MultiTaskMetric(BaseMetric):
+    """Evaluate every dense task of a multi-task model, exactly under DDP.
+
+    ``process`` turns each data sample into small additive per-task statistics
+    (sparse confusion matrix, per-threshold saliency sums, sparse angle histogram,
+    depth error sums), one record per sample in ``self.results``; mmengine gathers
+    them across ranks (dropping the sampler's padding) and ``compute_metrics`` sums
+    them, so the result is the same as a single-process evaluation. Definitions:
+    :mod:`mtdense.evaluation.functional` (DESIGN.md §5).
+
+    Predictions must already be at the ground-truth resolution (the model resizes
+    them to ``ori_shape``; the test pipeline keeps ground truth at original size), so
+    evaluation is at native resolution; a shape mismatch raises an error.
+
+    Returned keys: ``<task>/<metric>`` for every task (semseg/human_parts: ``mIoU``,
+    ``pixAcc``; saliency: ``mIoU``, ``maxF``; normals: ``mErr``, ``median``, ``rmse``,
+    ``<11.25``, ``<22.5``, ``<30``; depth: ``rmse``, ``log_rmse``, ``abs_rel``,
+    ``delta1..3``) and ``multi_task/delta_m`` when ``baselines`` is given.
+
+    Args:
+        tasks: tasks to evaluate; every sample must carry ``pred_<t>`` and ``gt_<t>``.
+            None: the tasks each sample has a prediction for (ground truth required).
+        baselines: path of a baselines JSON (see :mod:`mtdense.evaluation.baselines`)
+            for Δm over the evaluated tasks' primary metrics; None: no Δm.
+        num_classes: ``{task: C}`` for segmentation tasks. Defaults: semseg from
+            ``len(dataset_meta['classes'])``, human_parts 7.
+        nan_to_zero: a class neither annotated nor predicted counts 0 in mIoU (the
+            multi-task convention, default); False: mmseg's nanmean.
+        saliency_beta_switch: False (default): saliency maxF from image-mean precision
+            and recall with β = 1; True: pixel-pooled F_β with β² = 0.3.
+        ignore_index: ignored label value of seg/saliency ground truth.
+        normals_bin_width: angle histogram bin (degrees) for the normals median.
+        depth_min_pred: clamp of depth predictions before logs and ratios.
+        log_per_class: also log per-class IoU tables for segmentation tasks.
+        collect_device, prefix, collect_dir: see :class:`mmengine.evaluator.BaseMetric`.
+    """
+
+    def __init__(self,
+                 tasks: Optional[Sequence[str]] = None,
+                 baselines: Optional[str] = None,
+                 num_classes: Optional[Mapping[str, int]] = None,
+                 nan_to_zero: bool = True,
+                 saliency_beta_switch: bool = False,
+                 ignore_index: int = IGNORE_INDEX,
+                 normals_bin_width: float = 0.01,
+                 depth_min_pred: float = 1e-3,
+                 log_per_class: bool = True,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None,
+                 collect_dir: Optional[str] = None) -> None:
+        # Keys already carry the task name, so no prefix is needed; a placeholder avoids
+        # BaseMetric's "prefix is not set" warning and is replaced right after.
+        super().__init__(collect_device=collect_device, prefix=prefix or 'mtdense',
+                         collect_dir=collect_dir)
+        self.prefix = prefix
+        self.tasks = None if tasks is None else check_tasks(tasks, where='MultiTaskMetric.tasks')
+        self.baselines: Optional[Baselines] = None
+        if baselines is not None:
+            self.baselines = load_baselines(baselines, tasks=self.tasks)
+        if num_classes is not None:
+            if not isinstance(num_classes, Mapping):
+                raise TypeError(f'MultiTaskMetric.num_classes must be a dict {{task: C}}, got '
+                                f'{num_classes!r}')
+            for t, c in num_classes.items():
+                if get_task_spec(t).kind != 'seg':
+                    raise ValueError(f'MultiTaskMetric.num_classes: {t!r} is not a '
+                                     f'segmentation task')
+                if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+                    raise ValueError(f'MultiTaskMetric.num_classes[{t!r}] must be a positive '
+                                     f'int, got {c!r}')
+        self.num_classes = dict(num_classes or {})
+        self.nan_to_zero = nan_to_zero
+        self.saliency_beta_switch = saliency_beta_switch
+        self.ignore_index = ignore_index
+        self.normals_bin_width = normals_bin_width
+        self.depth_min_pred = depth_min_pred
+        self.log_per_class = log_per_class
+
+    # ------------------------------------------------------------------ statistics
+    def _num_classes_of(self, task: str) -> int:
+        if task in self.num_classes:
+            return self.num_classes[task]
+        spec = get_task_spec(task)
+        if spec.num_channels is not None:
+            return spec.num_channels
+        classes = (self.dataset_meta or {}).get('classes')
+        if not classes:
+            raise ValueError(f'MultiTaskMetric: number of classes of task {task!r} unknown; '
+                             f'pass num_classes={{{task!r}: C}} or evaluate a dataset whose '
+                             f'metainfo has "classes"')
+        return len(classes)
+
+    def _class_names(self, task: str, n: int) -> List[str]:
+        spec = get_task_spec(task)
+        if spec.name == 'human_parts' and n == len(HUMAN_PARTS_CLASSES):
+            return list(HUMAN_PARTS_CLASSES)
+        classes = (self.dataset_meta or {}).get('classes')
+        if spec.name == 'semseg' and classes and len(classes) == n:
+            return [str(c) for c in classes]
+        return [str(i) for i in range(n)]
+
+    def new_stats(self, task: str) -> Stats:
+        """An empty accumulator configured for ``task``."""
+        kind = get_task_spec(task).kind
+        if kind == 'seg':
+            return SegStats(self._num_classes_of(task), ignore_index=self.ignore_index,
+                            nan_to_zero=self.nan_to_zero)
+        if kind == 'binary':
+            return SaliencyStats(ignore_index=self.ignore_index,
+                                 pooled_beta2=0.3 if self.saliency_beta_switch else None)
+        if kind == 'normals':
+            return NormalsStats(bin_width=self.normals_bin_width)
+        if kind == 'depth':
+            return DepthStats(min_pred=self.depth_min_pred)
+        raise ValueError(f'MultiTaskMetric: no evaluator for task kind {kind!r} ({task!r})')
+
+    # ------------------------------------------------------------------ process
+    def _sample_tasks(self, sample: Any, where: str) -> List[str]:
+        if self.tasks is not None:
+            return self.tasks
+        tasks = [k[len('pred_'):] for k in sample.keys() if k.startswith('pred_')]
+        for t in tasks:
+            try:
+                get_task_spec(t)
+            except KeyError as e:
+                raise KeyError(f'{where}: prediction field "pred_{t}" is not a known task '
+                               f'({e.args[0]}); pass MultiTaskMetric(tasks=[...])') from None
+        if not tasks:
+            raise KeyError(f'{where}: data sample has no "pred_<task>" field (keys: '
+                           f'{sorted(sample.keys())})')
+        # Data-element fields are an unordered set: use the canonical task order.
+        canonical = list(TASKS)
+        return sorted(tasks, key=lambda t: (canonical.index(get_task_spec(t).name), t))
+
+    def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
+        """Append one record ``{task: state}`` of additive statistics per sample."""
+        for i, sample in enumerate(data_samples):
+            where = f'sample {sample.get("img_path", None) or sample.get("img_id", None) or i}'
+            record = {}
+            for task in self._sample_tasks(sample, where):
+                pred = _field_data(sample, f'pred_{task}', where)
+                gt = _field_data(sample, f'gt_{task}', where)
+                if pred.shape != gt.shape:
+                    raise ValueError(
+                        f'{where}, task {task!r}: prediction shape {tuple(pred.shape)} != '
+                        f'ground-truth shape {tuple(gt.shape)}; MultiTaskMetric evaluates at '
+                        f'ground-truth resolution, so predictions must be resized to it '
+                        f'(ori_shape) first')
+                stats = self.new_stats(task)
+                try:
+                    if stats.kind == 'normals':
+                        stats.update(pred, gt, channel_axis=0)  # (3, H, W)
+                    else:
+                        stats.update(pred, gt)
+                except (ValueError, TypeError) as e:
+                    raise type(e)(f'{where}, task {task!r}: {e}') from e
+                record[task] = stats.state_dict()
+            self.results.append(record)
+
+    # ------------------------------------------------------------------ compute
+    def compute_metrics(self, results: List[Dict[str, Dict[str, Any]]]) -> Dict[str, float]:
+        """Sum the per-sample records and compute every task's metrics (+ Δm)."""
+        order = list(self.tasks or [])
+        for rec in results:
+            order.extend(t for t in rec if t not in order)
+        accum: Dict[str, Stats] = {t: self.new_stats(t) for t in order}
+        n_samples: Dict[str, int] = defaultdict(int)
+        for rec in results:
+            for task, state in rec.items():
+                accum[task].add_state(state)
+                n_samples[task] += 1
+        metrics: Dict[str, float] = {}
+        for task in order:
+            for k, v in accum[task].compute().items():
+                metrics[f'{task}/{k}'] = v
+            if any(math.isnan(v) for k, v in metrics.items() if k.startswith(f'{task}/')):
+                print_log(f'MultiTaskMetric: task {task!r} had no valid ground-truth pixel in '
+                          f'{n_samples[task]} samples; its metrics are NaN', logger='current',
+                          level=logging.WARNING)
+        gains = None
+        if self.baselines is not None and order:
+            values = {t: metrics[f'{t}/{get_task_spec(t).primary_metric}'] for t in order}
+            gains = relative_gains(values, self.baselines.primary(order))
+            metrics['multi_task/delta_m'] = float(sum(gains.values()) / len(gains))
+        self._log(metrics, accum, n_samples, gains)
+        return metrics
+
+    def _log(self, metrics: Dict[str, float], accum: Dict[str, Stats],
+             n_samples: Dict[str, int], gains: Optional[Dict[str, float]]) -> None:
+        lines = []
+        if self.log_per_class:
+            for task, stats in accum.items():
+                if isinstance(stats, SegStats):
+                    t = PrettyTable(['class', 'IoU'])
+                    absent = 'counts 0' if self.nan_to_zero else 'left out'
+                    t.title = f'{task} ({stats.num_images} images; "-" absent: {absent})'
+                    for name, v in zip(self._class_names(task, stats.num_classes),
+                                       stats.iou()):
+                        t.add_row([name, '-' if math.isnan(v) else f'{v:.2f}'])
+                    lines.append(t.get_string())
+        lines.append(format_table(metrics))
+        if gains is not None:
+            t = PrettyTable(['task', 'metric', 'value', 'baseline', 'gain %'])
+            t.title = f'Δm = {metrics["multi_task/delta_m"]:+.2f}% vs {self.baselines.path}'
+            base = self.baselines.primary(gains)
+            for task, g in gains.items():
+                m = get_task_spec(task).primary_metric
+                t.add_row([task, m, _fmt(task, m, metrics[f'{task}/{m}']),
+                           _fmt(task, m, base[task]), f'{g:+.2f}'])
+            lines.append(t.get_string())
+            lines.append(f'baselines: {self.baselines.source}')
+        print_log('\n' + '\n'.join(lines), logger='current')
+
+
+def _field_data(sample: Any, key: str, where: str) -> np.ndarray:
+    """``sample[key].data`` as numpy, for dict samples and data elements alike."""
+    field = sample.get(key, None)
+    if field is None:
+        kind = 'prediction' if key.startswith('pred_') else 'ground truth'
+        raise KeyError(f'{where}: no {kind} "{key}" (fields: {sorted(sample.keys())})')
+    if isinstance(field, PixelData) or (isinstance(field, BaseDataElement) and 'data' in field):
+        field = field.data
+    elif isinstance(field, dict):
+        if 'data' not in field:
+            raise KeyError(f'{where}: "{key}" has no "data" entry (keys: {sorted(field)})')
+        field = field['data']
+    return to_numpy(field, f'{where} {key}')
+
+
+def _fmt(task: str, metric: str, value: float) -> str:
+    try:
+        base = get_task_spec(task).name
+    except KeyError:
+        base = task
+    digits = 4 if metric in _FINE_METRICS.get(base, ()) else 2
+    return f'{value:.{digits}f}'
+
+
+def format_table(metrics: Mapping[str, float]) -> str:
+    """Render ``{'<task>/<metric>': value}`` as one small table per task."""
+    groups: Dict[str, Dict[str, float]] = {}
+    for key, value in metrics.items():
+        task, sep, name = key.rpartition('/')
+        groups.setdefault(task if sep else '', {})[name] = value
+    tables = []
+    for task, values in groups.items():
+        t = PrettyTable(list(values))
+        t.title = task or 'metrics'
+        t.add_row([_fmt(task, k, float(v)) for k, v in values.items()])
+        tables.append(t.get_string())
+    return '\n'.join(tables)
