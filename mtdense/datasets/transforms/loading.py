@@ -1,0 +1,132 @@
+"""Loading transforms: read the image and each task's ground truth from disk.
+
+Files are read through :func:`mtdense.datasets.io.decode`, so a dataset's data
+info names the decoder of every file (``ann_info[task] = dict(path=...,
+decoder=..., **decoder_kwargs)``) and the same code reads synthetic and real data.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mtdense.datasets import io as mtio
+from mtdense.registry import TRANSFORMS
+from mtdense.tasks import check_tasks
+
+from .geometric import check_map, map_kind
+
+
+@TRANSFORMS.register_module()
+class LoadMultiTaskImage(BaseTransform):
+    """Load ``results['img_path']`` as an RGB uint8 (H, W, 3) image.
+
+    Adds ``img``, ``img_shape`` and ``ori_shape`` (both ``(h, w)``).
+
+    Args:
+        decoder: name of the image decoder in ``mtdense.datasets.io.DECODERS``.
+    """
+
+    def __init__(self, decoder: str = 'image') -> None:
+        self.decoder = decoder
+
+    def transform(self, results: dict) -> dict:
+        if 'img_path' not in results:
+            raise KeyError(f'LoadMultiTaskImage: results has no "img_path" (keys: '
+                           f'{sorted(results)})')
+        path = results['img_path']
+        img = mtio.decode(self.decoder, path)
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 \
+                or img.shape[2] != 3:
+            raise ValueError(f'{path}: decoder {self.decoder!r} returned '
+                             f'{getattr(img, "dtype", type(img))} '
+                             f'{getattr(img, "shape", "")}; expected an (H, W, 3) uint8 RGB image')
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(decoder={self.decoder!r})'
+
+
+def _as_task_dtype(task: str, kind: str, arr: np.ndarray, path: str) -> np.ndarray:
+    """Labels -> uint8, depth/normals -> float32; anything else is an error."""
+    if kind == 'label':
+        if arr.dtype == np.uint8:
+            return arr
+        if np.issubdtype(arr.dtype, np.integer) and (arr.size == 0 or (
+                arr.min() >= 0 and arr.max() <= 255)):
+            return arr.astype(np.uint8)
+        raise ValueError(f'{path}: task {task!r} expects uint8 labels in 0..255, got '
+                         f'{arr.dtype}' + (f' in [{arr.min()}, {arr.max()}]' if arr.size else ''))
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f'{path}: task {task!r} expects a float map, got {arr.dtype}')
+    if not np.isfinite(arr).all():
+        raise ValueError(f'{path}: task {task!r} map has NaN/inf values; the convention is '
+                         'NaN-free maps with 0 marking invalid pixels')
+    return arr.astype(np.float32, copy=False)
+
+
+@TRANSFORMS.register_module()
+class LoadMultiTaskAnnotations(BaseTransform):
+    """Decode each task's ground truth from ``results['ann_info']``.
+
+    Adds ``gt_<task>`` (conventions in :mod:`mtdense.tasks`) and appends the tasks
+    to ``task_fields``. Every map must have the image's *original* size
+    (``ori_shape``), so this may run after the image was resized (test pipeline:
+    ground truth stays at the original resolution).
+
+    Args:
+        tasks: tasks to load; ``None`` loads every task in ``ann_info``. A task that
+            the sample has no annotation for is a ``KeyError``.
+    """
+
+    def __init__(self, tasks: Optional[Sequence[str]] = None) -> None:
+        self.tasks: Optional[List[str]] = (
+            check_tasks(tasks, where='LoadMultiTaskAnnotations.tasks')
+            if tasks is not None else None)
+
+    def transform(self, results: dict) -> dict:
+        img_path = results.get('img_path', '<unknown image>')
+        if 'ann_info' not in results:
+            raise KeyError(f'LoadMultiTaskAnnotations: results for {img_path} have no '
+                           '"ann_info"')
+        if 'ori_shape' not in results:
+            raise KeyError(f'LoadMultiTaskAnnotations: results for {img_path} have no '
+                           '"ori_shape"; put LoadMultiTaskImage first')
+        ann_info = results['ann_info']
+        tasks = self.tasks if self.tasks is not None else list(ann_info)
+        expected_hw = tuple(int(s) for s in results['ori_shape'][:2])
+        fields = list(results.get('task_fields', []))
+        for task in tasks:
+            if task not in ann_info:
+                raise KeyError(f'task {task!r} has no annotation for {img_path}; '
+                               f'annotated tasks: {sorted(ann_info)}')
+            kind = map_kind(task)  # KeyError for names outside mtdense.tasks.TASKS
+            info = dict(ann_info[task])
+            try:
+                path, decoder = info.pop('path'), info.pop('decoder')
+            except KeyError as e:
+                raise KeyError(f'ann_info[{task!r}] of {img_path} lacks {e.args[0]!r}; '
+                               'expected dict(path=..., decoder=..., **kwargs)') from None
+            arr = mtio.decode(decoder, path, **info)
+            try:
+                check_map(task, arr, kind)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f'{path}: {e} (decoder {decoder!r})') from None
+            arr = _as_task_dtype(task, kind, arr, path)
+            got_hw = tuple(arr.shape[:2])
+            if got_hw != expected_hw:
+                raise ValueError(f'{path}: task {task!r} map has size (h, w) = {got_hw}, '
+                                 f'expected {expected_hw} (the original size of image '
+                                 f'{img_path})')
+            results[f'gt_{task}'] = arr
+            if task not in fields:
+                fields.append(task)
+        results['task_fields'] = fields
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(tasks={self.tasks})'
