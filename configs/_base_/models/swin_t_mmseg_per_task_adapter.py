@@ -1,0 +1,3 @@
+# Per-task parallel adapters (AdaptFormer-style), one backbone pass per task.
+_base_ = ['./swin_t_mmseg.py']
+model = dict(backbone=dict(peft=dict(type='PerTaskAdapter')))
