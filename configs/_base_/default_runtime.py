@@ -26,6 +26,6 @@ default_hooks = dict(
 custom_hooks = [dict(type='SafeCheckpointHook')]
 
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
+visualizer = dict(type='MultiTaskVisualizer', vis_backends=vis_backends, name='visualizer')
 
 randomness = dict(seed=0)

@@ -1,1 +1,7 @@
+"""High-level Python API: build a model from a config + checkpoint and run inference."""
+from .inference import (LoadMultiTaskImageFromArray, build_inference_pipeline,
+                        dataset_meta_from_config, inference_model, init_model,
+                        prediction_to_numpy)
 
+__all__ = ['init_model', 'inference_model', 'build_inference_pipeline',
+           'dataset_meta_from_config', 'prediction_to_numpy', 'LoadMultiTaskImageFromArray']

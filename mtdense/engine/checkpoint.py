@@ -21,11 +21,13 @@ from __future__ import annotations
 import os
 import os.path as osp
 import pickle
+import zipfile
 from typing import Any, Callable, Optional, Union
 
 import torch
 
-__all__ = ['UnsafeCheckpointError', 'safe_load', 'install_safe_checkpoint_loader']
+__all__ = ['UnsafeCheckpointError', 'safe_load', 'check_checkpoint_safe',
+           'install_safe_checkpoint_loader']
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -53,7 +55,40 @@ def safe_load(filename: Union[str, os.PathLike],
             f'refused to load {filename}: it contains objects outside the weights-only safe '
             f'set, and loading them could run arbitrary code. Only load such a file if you '
             f'trust it, with torch.load(..., weights_only=False) yourself. Details: '
-            f'{str(e).splitlines()[-1] if str(e) else e!r}') from e
+            f'{_refusal_detail(e)}') from e
+
+
+def _refusal_detail(err: Exception) -> str:
+    """The informative line of torch's weights-only error (the refused global)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    # torch's message is: a generic paragraph, the specific reason, a link to the docs
+    for ln in lines:
+        if 'GLOBAL' in ln or 'Unsupported' in ln or 'unsupported' in ln:
+            return ln
+    return lines[-1] if lines else repr(err)
+
+
+def check_checkpoint_safe(filename: Union[str, os.PathLike]) -> None:
+    """Raise :class:`UnsafeCheckpointError` if ``filename`` needs unsafe globals.
+
+    Lets tools fail before building models and dataloaders. For torch's zip format
+    only the pickle opcodes are scanned (nothing is unpickled and no tensor data is
+    read); legacy files are checked by :func:`safe_load` itself.
+    """
+    filename = os.fspath(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint file not found: {filename}')
+    if filename.endswith('.safetensors'):
+        return  # tensors and string metadata only, by construction
+    if not zipfile.is_zipfile(filename):
+        safe_load(filename)
+        return
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    if unsafe:
+        raise UnsafeCheckpointError(
+            f'refused to load {filename}: it references {unsafe[:5]}, outside the weights-only '
+            f'safe set; unpickling it could run arbitrary code. Only load such a file if you '
+            f'trust it, with torch.load(..., weights_only=False) yourself.')
 
 
 def _load_from_local_safe(filename: str, map_location=None) -> Any:

@@ -1,0 +1,297 @@
+"""Python inference API: build a model from a config + checkpoint, predict on images.
+
+Example::
+
+    from mtdense.apis import init_model, inference_model
+    model = init_model('configs/my_exp.py', 'work_dirs/my_exp/iter_40000.pth', device='cuda')
+    out = inference_model(model, 'demo.jpg')      # or an RGB uint8 (H, W, 3) array
+    out['semseg']     # (H, W) int64 class ids
+    out['saliency']   # (H, W) float32 probability
+    out['normals']    # (H, W, 3) float32 unit vectors (camera frame)
+    out['depth']      # (H, W) float32 metres
+
+Outputs have the input image's size. Arrays passed in must be **RGB** uint8
+(OpenCV's ``cv2.imread`` gives BGR: convert with ``img[..., ::-1]``).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import os.path as osp
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmcv.transforms import BaseTransform, Compose
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+
+from mtdense.registry import DATASETS, MODELS, TRANSFORMS
+from mtdense.tasks import get_task_spec
+
+__all__ = ['LoadMultiTaskImageFromArray', 'init_model', 'inference_model',
+           'build_inference_pipeline', 'dataset_meta_from_config', 'prediction_to_numpy']
+
+ImageInput = Union[str, os.PathLike, np.ndarray]
+
+# Transforms that read ground truth: not part of an inference pipeline.
+ANNOTATION_TRANSFORMS = ('LoadMultiTaskAnnotations',)
+IMAGE_LOADERS = ('LoadMultiTaskImage',)
+
+
+@TRANSFORMS.register_module()
+class LoadMultiTaskImageFromArray(BaseTransform):
+    """In-memory counterpart of ``LoadMultiTaskImage``: ``results['img']`` is an RGB array.
+
+    Checks the array (RGB uint8 (H, W, 3)) and sets ``img_shape``/``ori_shape``;
+    ``img_path`` is set to None unless given.
+    """
+
+    def transform(self, results: dict) -> dict:
+        img = results.get('img')
+        if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
+                and img.shape[2] == 3):
+            raise ValueError('LoadMultiTaskImageFromArray: expected an RGB uint8 (H, W, 3) numpy '
+                             f'array, got {getattr(img, "dtype", type(img).__name__)} '
+                             f'{getattr(img, "shape", "")}')
+        results['img'] = np.ascontiguousarray(img)
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        results.setdefault('img_path', None)
+        return results
+
+
+def _load_config(config: Union[str, os.PathLike, Config],
+                 cfg_options: Optional[dict]) -> Config:
+    if isinstance(config, (str, os.PathLike)):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config file not found: {config}')
+        cfg = Config.fromfile(os.fspath(config))
+    elif isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    else:
+        raise TypeError(f'config must be a file path or an mmengine Config, got '
+                        f'{type(config).__name__}')
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg:
+        raise KeyError(f'config {cfg.filename} has no `model` dict')
+    return cfg
+
+
+def _test_dataset_cfg(cfg: Config) -> Optional[dict]:
+    """The innermost dataset config of ``test_dataloader`` (through dataset wrappers)."""
+    ds = cfg.get('test_dataloader', {}) or {}
+    ds = ds.get('dataset')
+    while isinstance(ds, dict) and 'pipeline' not in ds and isinstance(ds.get('dataset'), dict):
+        ds = ds['dataset']  # RepeatDataset-style wrappers
+    return ds if isinstance(ds, dict) else None
+
+
+def dataset_meta_from_config(cfg: Config) -> Dict[str, Any]:
+    """Dataset metainfo (``classes``, ``palette``, ...) as the config's test dataset defines it.
+
+    Tried in order: an explicit ``metainfo`` in the dataset config; the dataset
+    class's ``METAINFO``; the metainfo of the dataset built without loading its
+    sample list (needs ``data_root``, e.g. the synthetic ``meta.json``). Returns
+    ``{}`` (with a warning) when none is available.
+    """
+    ds = _test_dataset_cfg(cfg)
+    if ds is None:
+        warnings.warn(f'config {cfg.filename} has no test_dataloader.dataset; dataset metainfo '
+                      '(class names, palette) unknown')
+        return {}
+    if isinstance(ds.get('metainfo'), dict) and ds['metainfo'].get('classes'):
+        return dict(ds['metainfo'])
+    cls = DATASETS.get(ds.get('type')) if isinstance(ds.get('type'), str) else None
+    meta = dict(getattr(cls, 'METAINFO', {}) or {}) if cls is not None else {}
+    if meta.get('classes'):
+        return meta
+    if cls is not None:
+        try:
+            built = DATASETS.build(dict(copy.deepcopy(ds), pipeline=[], lazy_init=True))
+            return dict(built.metainfo)
+        except Exception as e:  # noqa: BLE001 -- data may simply not be on this machine
+            warnings.warn(f'could not read the dataset metainfo of {ds.get("type")} '
+                          f'(data_root={ds.get("data_root")!r}): {e}. Class names and palette are '
+                          'unknown; default colours will be used')
+    return {}
+
+
+def build_inference_pipeline(cfg: Config, from_array: bool = False) -> Compose:
+    """The config's test pipeline without annotation loading.
+
+    With ``from_array`` the image loader is replaced by
+    :class:`LoadMultiTaskImageFromArray` (the image is given in ``results['img']``).
+    """
+    ds = _test_dataset_cfg(cfg)
+    if ds is None or not ds.get('pipeline'):
+        raise KeyError(f'config {cfg.filename} has no test_dataloader.dataset.pipeline to build '
+                       'the inference pipeline from')
+    steps: List[Union[dict, BaseTransform]] = []
+    n_loaders = 0
+    for t in ds['pipeline']:
+        t = copy.deepcopy(t)
+        kind = t.get('type') if isinstance(t, dict) else type(t).__name__
+        if kind in ANNOTATION_TRANSFORMS:
+            continue
+        if kind in IMAGE_LOADERS:
+            n_loaders += 1
+            if from_array:
+                t = LoadMultiTaskImageFromArray()
+        steps.append(t)
+    if n_loaders != 1:
+        raise ValueError(f'config {cfg.filename}: test_dataloader.dataset.pipeline must contain '
+                         f'exactly one of {IMAGE_LOADERS} (found {n_loaders}); got '
+                         f'{[s.get("type") if isinstance(s, dict) else s for s in ds["pipeline"]]}')
+    built = [TRANSFORMS.build(s) if isinstance(s, dict) else s for s in steps]
+    return Compose(built)
+
+
+def _fill_num_classes(cfg: Config, dataset_meta: Dict[str, Any]) -> None:
+    """Set ``model.num_classes`` from the dataset classes when the config leaves it unset."""
+    model = cfg.model
+    if model.get('num_classes') is not None:
+        return
+    needs = [t for t in model.get('tasks', []) if get_task_spec(t).num_channels is None]
+    if not needs:
+        return
+    classes = dataset_meta.get('classes')
+    if not classes:
+        raise ValueError(f'tasks {needs} need the number of classes, but model.num_classes is '
+                         f'unset in {cfg.filename} and neither the checkpoint meta nor the '
+                         "config's test dataset gives `classes`; pass cfg_options="
+                         "{'model.num_classes': N}")
+    model['num_classes'] = len(classes)
+
+
+def _checkpoint_state(ckpt: Any, path: str) -> Dict[str, torch.Tensor]:
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f'{path}: expected a state dict of tensors (or a dict with a '
+                         f"'state_dict' entry), got {type(ckpt).__name__}")
+    # Checkpoints saved from a DDP-wrapped model carry a 'module.' prefix.
+    if state and all(k.startswith('module.') for k in state):
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    return state
+
+
+def init_model(config: Union[str, os.PathLike, Config],
+               checkpoint: Optional[Union[str, os.PathLike]] = None,
+               device: Union[str, torch.device] = 'cpu',
+               cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build a model from a config file, load a checkpoint, move it to ``device``.
+
+    The checkpoint is read with ``torch.load(weights_only=True)``
+    (:func:`mtdense.engine.safe_load`) and must match the model exactly
+    (strict). ``model.dataset_meta`` comes from the checkpoint's
+    ``meta['dataset_meta']`` if present, else from the config's test dataset
+    (:func:`dataset_meta_from_config`); ``model.num_classes`` unset in the config
+    is filled from its ``classes``. ``model.cfg`` is the config used.
+
+    Returns:
+        The model in eval mode.
+    """
+    from mtdense.engine.checkpoint import safe_load
+    from mtdense.utils import register_all_modules
+
+    register_all_modules()
+    cfg = _load_config(config, cfg_options)
+
+    state, dataset_meta = None, None
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        ckpt = safe_load(checkpoint, map_location='cpu')
+        state = _checkpoint_state(ckpt, checkpoint)
+        meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get('dataset_meta'), dict):
+            dataset_meta = dict(meta['dataset_meta'])
+        # The checkpoint holds every backbone weight: do not read a pretrained file as well
+        # (it need not exist where inference runs).
+        backbone = cfg.model.get('backbone')
+        if isinstance(backbone, dict) and backbone.get('checkpoint') is not None:
+            backbone['checkpoint'] = None
+    if dataset_meta is None:
+        dataset_meta = dataset_meta_from_config(cfg)
+    _fill_num_classes(cfg, dataset_meta)
+
+    model = MODELS.build(cfg.model)
+    if state is not None:
+        try:
+            result = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches, e.g. another class count
+            raise ValueError(f'{checkpoint} does not match the model of {cfg.filename}: '
+                             f'{e}') from e
+        if result.missing_keys or result.unexpected_keys:
+            raise KeyError(f'{checkpoint} does not match the model of {cfg.filename}: missing '
+                           f'keys {list(result.missing_keys)[:10]} (of '
+                           f'{len(result.missing_keys)}), unexpected keys '
+                           f'{list(result.unexpected_keys)[:10]} (of '
+                           f'{len(result.unexpected_keys)})')
+    model.cfg = cfg
+    model.dataset_meta = dataset_meta
+    model.to(device)
+    model.eval()
+    return model
+
+
+def prediction_to_numpy(data_sample, tasks: Sequence[str]) -> Dict[str, np.ndarray]:
+    """``{task: array}`` from a predicted data sample: labels (H, W) int64, saliency
+    (H, W) float32 probability, normals (H, W, 3) float32, depth (H, W) float32 metres."""
+    out: Dict[str, np.ndarray] = {}
+    for task in tasks:
+        data = data_sample.get_pred(task).data.detach().cpu()
+        arr = data.numpy()
+        out[task] = arr.transpose(1, 2, 0) if arr.shape[0] == 3 else arr[0]
+    return out
+
+
+def _prepare(img: ImageInput, index: int, pipelines: Dict[bool, Compose]) -> dict:
+    # img_id / sample_idx are meta keys PackMultiTaskInputs copies (datasets set them).
+    if isinstance(img, np.ndarray):
+        return pipelines[True](dict(img=img, img_path=None, img_id=f'array_{index}',
+                                    sample_idx=index))
+    if isinstance(img, (str, os.PathLike)):
+        path = os.fspath(img)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'image file not found: {path}')
+        return pipelines[False](dict(img_path=path, img_id=osp.splitext(osp.basename(path))[0],
+                                     sample_idx=index))
+    raise TypeError(f'expected an image path or an RGB uint8 numpy array, got '
+                    f'{type(img).__name__}')
+
+
+def inference_model(model: nn.Module, img: Union[ImageInput, Sequence[ImageInput]]
+                    ) -> Union[Dict[str, np.ndarray], List[Dict[str, np.ndarray]]]:
+    """Predict every task of ``model`` on one image or a list of images (one batch).
+
+    Args:
+        model: from :func:`init_model` (needs ``model.cfg``).
+        img: an image path, an **RGB** uint8 (H, W, 3) array, or a list of them.
+
+    Returns:
+        ``{task: array}`` per image (a list for a list input), at the image's size:
+        seg tasks (H, W) int64 labels, saliency (H, W) float32 probability, normals
+        (H, W, 3) float32 unit vectors, depth (H, W) float32 metres.
+    """
+    cfg = getattr(model, 'cfg', None)
+    if not isinstance(cfg, Config):
+        raise AttributeError('inference_model: model has no `cfg` (mmengine Config); build it '
+                             'with mtdense.apis.init_model')
+    single = not isinstance(img, (list, tuple))
+    imgs = [img] if single else list(img)
+    if not imgs:
+        raise ValueError('inference_model: empty image list')
+    pipelines: Dict[bool, Compose] = {}
+    if any(isinstance(i, np.ndarray) for i in imgs):
+        pipelines[True] = build_inference_pipeline(cfg, from_array=True)
+    if any(not isinstance(i, np.ndarray) for i in imgs):
+        pipelines[False] = build_inference_pipeline(cfg, from_array=False)
+    batch = pseudo_collate([_prepare(im, k, pipelines) for k, im in enumerate(imgs)])
+    with torch.no_grad():
+        samples = model.test_step(batch)
+    tasks = list(model.tasks)
+    results = [prediction_to_numpy(s, tasks) for s in samples]
+    return results[0] if single else results

@@ -1,0 +1,110 @@
+"""Tests of ``tools/infer.py`` on a tiny VMT-Adapter Swin and synthetic images."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(ROOT, 'tools', 'infer.py')
+TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth']
+H, W = 48, 64
+GAP = 2
+
+
+def _load_by_path(name: str, path: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    apis_tests = _load_by_path('mtdense_tests_apis_inference',
+                               osp.join(ROOT, 'tests', 'apis', 'test_inference.py'))
+    root = tmp_path_factory.mktemp('infer_tool')
+    setup = apis_tests.make_tiny_setup(str(root))
+    images = root / 'images'
+    images.mkdir()
+    for i in range(2):
+        shutil.copy(osp.join(setup['data_root'], 'images', f'{i:06d}.png'), images / f'im{i}.png')
+    (images / 'notes.txt').write_text('not an image')
+    setup['images'] = str(images)
+    return setup
+
+
+@pytest.fixture(scope='module')
+def tool():
+    return _load_by_path('mtdense_tools_infer', TOOL)
+
+
+def _args(setup, inp, out, *extra):
+    return [inp, '--config', setup['config'], '--checkpoint', setup['checkpoint'], '--out',
+            str(out), *extra]
+
+
+def test_folder_panels_and_raw(setup, tool, tmp_path):
+    from mtdense.apis import inference_model, init_model
+    out = tmp_path / 'out'
+    assert tool.main(_args(setup, setup['images'], out, '--save-raw')) == 0
+    assert sorted(os.listdir(out)) == ['im0.npz', 'im0.png', 'im1.npz', 'im1.png']
+    panel = cv2.imread(str(out / 'im1.png'))[..., ::-1]
+    zoom = -(-192 // H)  # tiles zoomed to a short side >= 192 px
+    assert panel.shape == (H * zoom, 6 * W * zoom + 5 * GAP, 3)  # image + 5 task tiles
+    model = init_model(setup['config'], setup['checkpoint'])
+    expected = inference_model(model, osp.join(setup['images'], 'im1.png'))
+    with np.load(out / 'im1.npz') as raw:
+        assert sorted(raw.files) == sorted(TASKS)
+        for task in TASKS:
+            assert raw[task].shape == expected[task].shape
+            assert raw[task].dtype == expected[task].dtype
+            np.testing.assert_allclose(raw[task], expected[task], rtol=1e-5, atol=1e-5)
+    # The semseg tile is coloured with the checkpoint's palette (its dataset_meta).
+    from mtdense.visualization import colorize_labels
+    tile = panel[:, W * zoom + GAP:2 * W * zoom + GAP]
+    want = colorize_labels(expected['semseg'], np.array(setup['palette'], np.uint8))
+    want = cv2.resize(want, (W * zoom, H * zoom), interpolation=cv2.INTER_NEAREST_EXACT)
+    np.testing.assert_array_equal(tile[40:], want[40:])
+
+
+def test_single_image_without_raw(setup, tool, tmp_path):
+    out = tmp_path / 'single'
+    assert tool.main(_args(setup, osp.join(setup['images'], 'im0.png'), out)) == 0
+    assert os.listdir(out) == ['im0.png']
+
+
+def test_input_errors(setup, tool, tmp_path, capsys):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    assert tool.main(_args(setup, str(empty), tmp_path / 'o')) == 1
+    assert 'holds no image files' in capsys.readouterr().err
+    assert tool.main(_args(setup, str(tmp_path / 'missing.png'), tmp_path / 'o')) == 1
+    assert 'neither an image file nor a folder' in capsys.readouterr().err
+    clash = tmp_path / 'clash'
+    clash.mkdir()
+    for name in ('a.png', 'a.jpg'):
+        cv2.imwrite(str(clash / name), np.zeros((8, 8, 3), np.uint8))
+    assert tool.main(_args(setup, str(clash), tmp_path / 'o')) == 1
+    assert 'would both be written as a.png' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        tool.main([setup['images'], '--config', setup['config'], '--out', str(tmp_path)])
+    assert exc.value.code == 2  # --checkpoint is required
+
+
+def test_command_line(setup, tmp_path):
+    """The script runs as a program (fresh interpreter, no test-only imports)."""
+    out = tmp_path / 'cli'
+    res = subprocess.run([sys.executable, TOOL, *_args(setup, setup['images'], out)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ['im0.png', 'im1.png']
+    assert '2 image(s) in' in res.stdout
