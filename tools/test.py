@@ -7,11 +7,13 @@ import argparse
 import json
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
+from mtdense.apis import dataset_meta_from_config, fill_num_classes
 from mtdense.engine.launch import prepare_launcher
 from mtdense.utils import register_all_modules
 
@@ -41,6 +43,13 @@ def main():
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file not found: {path}')
+    # Refuse checkpoints that would unpickle arbitrary objects before building anything
+    # (loading itself is weights-only too: mtdense.engine.checkpoint).
+    from mtdense.engine.checkpoint import UnsafeCheckpointError, check_checkpoint_safe
+    try:
+        check_checkpoint_safe(args.checkpoint)
+    except UnsafeCheckpointError as e:
+        sys.exit(f'tools/test.py: error: {e}')
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -54,6 +63,9 @@ def main():
         cfg.setdefault('custom_hooks', [])
         cfg.custom_hooks.append(dict(type='MultiTaskVisualizationHook', out_dir=args.show_dir,
                                      max_samples=args.show_num))
+    if cfg.get('model', {}).get('num_classes', 0) is None:
+        # e.g. semseg classes of the synthetic data live in its meta.json
+        fill_num_classes(cfg, dataset_meta_from_config(cfg))
     prepare_launcher(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg)

@@ -6,10 +6,12 @@
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from mtdense.apis import dataset_meta_from_config, fill_num_classes
 from mtdense.engine.launch import prepare_launcher
 from mtdense.utils import register_all_modules
 
@@ -61,6 +63,17 @@ def main():
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
 
+    if cfg.get('load_from') and osp.isfile(cfg.load_from):
+        # fail before building anything if the file would unpickle arbitrary objects
+        from mtdense.engine.checkpoint import UnsafeCheckpointError, check_checkpoint_safe
+        try:
+            check_checkpoint_safe(cfg.load_from)
+        except UnsafeCheckpointError as e:
+            sys.exit(f'tools/train.py: error: {e}')
+
+    if cfg.get('model', {}).get('num_classes', 0) is None:
+        # e.g. semseg classes of the synthetic data live in its meta.json
+        fill_num_classes(cfg, dataset_meta_from_config(cfg))
     prepare_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()

@@ -1,7 +1,8 @@
 """High-level Python API: build a model from a config + checkpoint and run inference."""
 from .inference import (LoadMultiTaskImageFromArray, build_inference_pipeline,
-                        dataset_meta_from_config, inference_model, init_model,
+                        dataset_meta_from_config, fill_num_classes, inference_model, init_model,
                         prediction_to_numpy)
 
 __all__ = ['init_model', 'inference_model', 'build_inference_pipeline',
-           'dataset_meta_from_config', 'prediction_to_numpy', 'LoadMultiTaskImageFromArray']
+           'dataset_meta_from_config', 'fill_num_classes', 'prediction_to_numpy',
+           'LoadMultiTaskImageFromArray']

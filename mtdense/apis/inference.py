@@ -150,7 +150,7 @@ def build_inference_pipeline(cfg: Config, from_array: bool = False) -> Compose:
     return Compose(built)
 
 
-def _fill_num_classes(cfg: Config, dataset_meta: Dict[str, Any]) -> None:
+def fill_num_classes(cfg: Config, dataset_meta: Dict[str, Any]) -> None:
     """Set ``model.num_classes`` from the dataset classes when the config leaves it unset."""
     model = cfg.model
     if model.get('num_classes') is not None:
@@ -215,7 +215,7 @@ def init_model(config: Union[str, os.PathLike, Config],
             backbone['checkpoint'] = None
     if dataset_meta is None:
         dataset_meta = dataset_meta_from_config(cfg)
-    _fill_num_classes(cfg, dataset_meta)
+    fill_num_classes(cfg, dataset_meta)
 
     model = MODELS.build(cfg.model)
     if state is not None:
