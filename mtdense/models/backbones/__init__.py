@@ -1,1 +1,15 @@
+"""Adapter-ready backbones: hosts around mmseg/timm Swin and ViT, and AdaptedBackbone."""
+from .adapted_backbone import AdaptedBackbone
+from .base_host import BackboneHost, BlockRef, LevelRef
+from .checkpoint import (CheckpointMismatchError, convert_state_dict, detect_format,
+                         load_backbone_checkpoint, read_state_dict)
+from .mmseg_swin import MMSegSwin
+from .mmseg_vit import MMSegViT
+from .timm_swin import TimmSwin
+from .timm_vit import TimmViT
 
+__all__ = [
+    'AdaptedBackbone', 'BackboneHost', 'BlockRef', 'LevelRef', 'CheckpointMismatchError',
+    'convert_state_dict', 'detect_format', 'load_backbone_checkpoint', 'read_state_dict',
+    'MMSegSwin', 'MMSegViT', 'TimmSwin', 'TimmViT'
+]

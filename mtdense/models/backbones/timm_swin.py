@@ -1,0 +1,123 @@
+"""Host around timm's ``SwinTransformer`` (timm/models/swin_transformer.py).
+
+Structure (verified against timm 1.0.31): ``layers[i]`` is a
+``SwinTransformerStage`` whose ``downsample`` (PatchMerging, Identity for
+stage 0) runs at the *start* of the stage, followed by ``blocks``; block
+tensors are NHWC. ``SwinTransformerBlock.forward`` computes
+``x + drop_path1(attn(norm1(x)))`` then ``x + drop_path2(mlp(norm2(x)))`` with
+the MLP input flattened to (B, H*W, C). ``forward_intermediates`` returns the
+stage outputs permuted to NCHW and applies the final ``norm`` only to the last
+stage, and only with ``norm=True``.
+
+Input size: with ``strict_img_size=False`` (our default) any H, W that are
+multiples of the patch size are accepted; window partitions are padded and
+the shift masks are built per forward. Window sizes are fixed at construction
+from ``img_size`` (timm shrinks a window to the feature size when the feature
+map is smaller), so set ``img_size`` to the training resolution.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch.nn as nn
+from torch import Tensor
+
+from mtdense.registry import MODELS
+from .base_host import BackboneHost, BlockRef, LevelRef
+
+
+@MODELS.register_module()
+class TimmSwin(BackboneHost):
+    """timm Swin Transformer host (``timm.create_model(..., pretrained=False)``).
+
+    Args:
+        model_name: a timm Swin model name, e.g. ``'swin_tiny_patch4_window7_224'``;
+            architecture keywords (``embed_dim``, ``depths``, ``num_heads``,
+            ``window_size``, ...) in ``kwargs`` override the named variant.
+        img_size: construction image size (sets the per-stage window sizes).
+        norm_last: apply timm's final ``norm`` to the last level
+            (``forward_intermediates(norm=True)``). When False the unused final norm is
+            removed (its checkpoint keys are reported as dropped when loading).
+        strict_img_size: timm's flag; False (default) accepts any multiple of the patch size.
+        **kwargs: further ``timm.create_model`` keyword arguments.
+    """
+
+    family = 'swin'
+
+    def __init__(self,
+                 model_name: str = 'swin_tiny_patch4_window7_224',
+                 img_size: int = 224,
+                 norm_last: bool = False,
+                 strict_img_size: bool = False,
+                 **kwargs) -> None:
+        super().__init__()
+        import timm
+        for key in ('pretrained', 'pretrained_cfg', 'pretrained_cfg_overlay', 'checkpoint_path'):
+            if kwargs.get(key):
+                raise ValueError(
+                    f'TimmSwin: backbone key {key!r} is not supported (never downloads); '
+                    'pass the weights as AdaptedBackbone(checkpoint=...)')
+        for key in ('num_classes', 'features_only'):
+            if key in kwargs:
+                raise ValueError(
+                    f'TimmSwin: backbone key {key!r} is managed by the host (the '
+                    'classifier is removed and features come from forward_intermediates)')
+        self.model_name = model_name
+        self.norm_last = norm_last
+        self.backbone = timm.create_model(
+            model_name,
+            pretrained=False,
+            num_classes=0,
+            img_size=img_size,
+            strict_img_size=strict_img_size,
+            **kwargs)
+        bb = self.backbone
+        if not hasattr(bb, 'layers') or not hasattr(bb, 'forward_intermediates'):
+            raise TypeError(f'TimmSwin: {model_name!r} is not a timm SwinTransformer '
+                            f'(got {type(bb).__name__})')
+        if not norm_last:
+            # final norm is only ever applied to the last intermediate with norm=True
+            bb.norm = nn.Identity()
+        self.blocks: List[BlockRef] = []
+        self.levels: List[LevelRef] = []
+        for s, stage in enumerate(bb.layers):
+            for j, blk in enumerate(stage.blocks):
+                self.blocks.append(
+                    BlockRef(
+                        index=len(self.blocks),
+                        stage=s,
+                        name=f'layers.{s}.blocks.{j}',
+                        module=blk,
+                        mlp=blk.mlp,
+                        dim=blk.dim,
+                        linears={
+                            'qkv': (blk.attn.qkv, None),
+                            'proj': (blk.attn.proj, None),
+                            'fc1': (blk.mlp.fc1, None),
+                            'fc2': (blk.mlp.fc2, None)
+                        }))
+            self.levels.append(
+                LevelRef(
+                    block_index=len(self.blocks) - 1,
+                    channels=bb.feature_info[s]['num_chs'],
+                    stride=bb.feature_info[s]['reduction']))
+
+    def forward_main(self, x: Tensor, backbone: Optional[nn.Module] = None) -> List[Tensor]:
+        bb = self.backbone if backbone is None else backbone
+        return list(
+            bb.forward_intermediates(
+                x,
+                indices=list(range(len(self.levels))),
+                norm=self.norm_last,
+                intermediates_only=True))
+
+    def output_transform(self,
+                         level: int,
+                         z: Tensor,
+                         hw: Tuple[int, int],
+                         backbone: Optional[nn.Module] = None) -> Tensor:
+        bb = self.backbone if backbone is None else backbone
+        if self.norm_last and level == len(self.levels) - 1:
+            z = bb.norm(z)
+        # block outputs are NHWC already
+        return z.permute(0, 3, 1, 2).contiguous()
