@@ -2,6 +2,9 @@
 # The project's test command (README quickstart; .ci/run calls exactly this).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# One OpenMP thread per process: on 2 cores, torch threads + dataloader workers + test
+# subprocesses otherwise oversubscribe the CPU and spin-wait (measured 10-20x slower).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 bash tools/setup_env.sh || { echo "environment setup failed" >&2; exit 1; }
 .venv/bin/python -m pytest "$@"
 rc=$?
