@@ -1,6 +1,9 @@
 """Multi-task dense datasets, file decoders and (in ``transforms``) the pipeline."""
 from .base import BaseMultiTaskDataset, voc_palette
 from .io import DECODERS, DataFileError, decode, decode_ann, register_decoder
+from .multi_domain import (DECATHLON_DOMAINS, DecathlonDataset, DomainBatchSampler,
+                           ImageFolderDomainsDataset, PackDomainInputs,
+                           make_synthetic_multi_domain)
 from .nyud import NYUV2_40_CLASSES, NYUDv2MTDataset
 from .pascal_context import (NYU_SHARED_CONTEXT_CLASS_IDS, NYU_SHARED_CONTEXT_CLASSES,
                              PASCAL_VOC_CLASSES, PascalContextMTDataset)
@@ -11,5 +14,7 @@ __all__ = [
     'BaseMultiTaskDataset', 'voc_palette', 'DECODERS', 'DataFileError', 'decode', 'decode_ann',
     'register_decoder', 'NYUV2_40_CLASSES', 'NYUDv2MTDataset', 'NYU_SHARED_CONTEXT_CLASS_IDS',
     'NYU_SHARED_CONTEXT_CLASSES', 'PASCAL_VOC_CLASSES', 'PascalContextMTDataset',
-    'SyntheticMTDataset', 'load_synthetic_meta'
+    'SyntheticMTDataset', 'load_synthetic_meta',
+    'DECATHLON_DOMAINS', 'DecathlonDataset', 'DomainBatchSampler', 'ImageFolderDomainsDataset',
+    'PackDomainInputs', 'make_synthetic_multi_domain'
 ]

@@ -5,6 +5,8 @@ Each task kind has an accumulator (``SegStats``, ``SaliencyStats``, ``NormalsSta
 ``add_state(state)`` (compact additive records, summed across images and ranks) and
 ``compute()``. The functions below run an accumulator over whole arrays or lists.
 """
+from .decathlon import (decathlon_domain_score, decathlon_score, load_decathlon_baselines,
+                        parse_decathlon_baselines, top1_accuracy)
 from .depth import DEPTH_DELTAS, DepthStats, depth_scores
 from .multi_task import delta_m, relative_gains
 from .normals import NORMALS_THRESHOLDS, NormalsStats, angular_error, normals_scores
@@ -14,5 +16,7 @@ from .seg import SegStats, miou
 __all__ = [
     'SegStats', 'SaliencyStats', 'NormalsStats', 'DepthStats', 'miou', 'saliency_scores',
     'normals_scores', 'depth_scores', 'delta_m', 'relative_gains', 'angular_error',
-    'default_saliency_thresholds', 'NORMALS_THRESHOLDS', 'DEPTH_DELTAS'
+    'default_saliency_thresholds', 'NORMALS_THRESHOLDS', 'DEPTH_DELTAS',
+    'decathlon_domain_score', 'decathlon_score', 'load_decathlon_baselines',
+    'parse_decathlon_baselines', 'top1_accuracy'
 ]

@@ -3,6 +3,7 @@ from .adapted_backbone import AdaptedBackbone
 from .base_host import BackboneHost, BlockRef, LevelRef
 from .checkpoint import (CheckpointMismatchError, convert_state_dict, detect_format,
                          load_backbone_checkpoint, read_state_dict)
+from .conv_multitask import ConvMultiTaskBackbone, ConvTaskMethod
 from .mmseg_swin import MMSegSwin
 from .mmseg_vit import MMSegViT
 from .timm_swin import TimmSwin
@@ -11,5 +12,6 @@ from .timm_vit import TimmViT
 __all__ = [
     'AdaptedBackbone', 'BackboneHost', 'BlockRef', 'LevelRef', 'CheckpointMismatchError',
     'convert_state_dict', 'detect_format', 'load_backbone_checkpoint', 'read_state_dict',
-    'MMSegSwin', 'MMSegViT', 'TimmSwin', 'TimmViT'
+    'MMSegSwin', 'MMSegViT', 'TimmSwin', 'TimmViT',
+    'ConvMultiTaskBackbone', 'ConvTaskMethod'
 ]
