@@ -39,7 +39,6 @@ def parse_args():
 
 def main():
     args = parse_args()
-    register_all_modules()
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file not found: {path}')
@@ -50,6 +49,7 @@ def main():
         check_checkpoint_safe(args.checkpoint)
     except UnsafeCheckpointError as e:
         sys.exit(f'tools/test.py: error: {e}')
+    register_all_modules()  # after the checks: importing mmseg/timm takes seconds
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

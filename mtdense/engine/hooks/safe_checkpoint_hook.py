@@ -69,8 +69,9 @@ class SafeCheckpointHook(Hook):
     from it restores that state just before its first iteration, so stochastic
     layers (drop path, dropout) draw the same numbers as an uninterrupted run.
     mmengine 0.10.7 re-seeds on resume and replays the skipped batches through the
-    dataloader, which reproduces the data-side randomness (numpy, in the main
-    process or the workers) but not the model's torch draws. Skipped when
+    dataloader, which reproduces the sampler order and the transforms' numpy draws
+    (verified with ``num_workers=0``) but not the model's torch draws: without this,
+    a resumed run with drop path diverges from the uninterrupted one. Skipped when
     ``randomness.diff_rank_seed`` is set (ranks then have different streams and only
     rank 0's is saved).
 
