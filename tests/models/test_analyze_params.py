@@ -139,3 +139,21 @@ def test_method_configs_build(name, tmp_path):
         'model.heads.channels=8' if 'uperhead' not in name else 'model.heads.head.channels=8'])
     assert report['method'] == peft_type
     assert report['trainable'] > 0
+
+
+@pytest.mark.parametrize('config,method', [
+    ('configs/_base_/models/mobilenetv2_modulation.py', 'ModulationAdapter'),
+    ('configs/_base_/models/mobilenetv2_depthwise_sharing.py', 'DepthwiseSharing'),
+])
+def test_analyze_params_covers_conv_seed_methods(config, method, tmp_path):
+    tool = load_tool()
+    out = tmp_path / 'report.json'
+    report = tool.main([config, '--num-classes', '21', '--cfg-options',
+                        'model.backbone.backbone.model_name=mobilenetv2_050',
+                        '--json', str(out)])
+    assert report['method'] == method
+    assert report['backbone_trainable'] == 0  # the base CNN is frozen
+    assert report['method_trainable'] > 0
+    per_task = {t: v['backbone'] for t, v in report['per_task_trainable'].items()}
+    assert len(set(per_task.values())) == 1 and next(iter(per_task.values())) > 0
+    assert json.loads(out.read_text())['method'] == method
