@@ -14,6 +14,9 @@ if [ ! -f "$stamp" ] || ! cmp -s requirements.txt "$stamp"; then
   cp requirements.txt "$stamp"
 fi
 # Editable install of mtdense itself (no network needed: setuptools is in the venv).
-if ! .venv/bin/python -c "import mtdense" >/dev/null 2>&1; then
+# -P keeps the current directory off sys.path: run from the repo root, a bare
+# `import mtdense` would succeed from the checkout and hide a missing install, and then
+# tools started as programs (python tools/x.py puts tools/ first, not the root) fail.
+if ! .venv/bin/python -P -c "import mtdense" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 fi
