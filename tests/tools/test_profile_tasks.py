@@ -1,0 +1,219 @@
+"""tools/profile_tasks.py and mtdense.analysis on a tiny mmseg Swin at 32 px.
+
+Only counted quantities are asserted (FLOPs, parameters, record counts, schema
+keys); timings and memory are checked for presence and type, never for value.
+"""
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import mtdense  # noqa: F401,I001  (mmcv.ops stand-in before mmseg imports)
+import pytest
+import torch
+import torch.nn as nn
+
+from mtdense.analysis import count_module_flops, latency_stats, make_task_list
+from mtdense.analysis.profiler import CSV_COLUMNS, SCHEMA_VERSION
+
+REPO = Path(__file__).resolve().parents[2]
+SIZE = 32
+TINY_CFG = """
+model = dict(
+    type='MultiTaskDenseModel',
+    data_preprocessor=dict(type='MultiTaskDataPreprocessor', size_divisor=32),
+    tasks=['semseg', 'human_parts'],
+    backbone=dict(
+        type='AdaptedBackbone',
+        backbone=dict(type='MMSegSwin', embed_dims=16, depths=(1, 1, 2, 1),
+                      num_heads=(1, 1, 2, 2), window_size=4, drop_path_rate=0.0),
+        peft=dict(type='{peft}')),
+    heads=dict(type='LightMultiScaleHead', channels=8))
+"""
+# tiny Swin: stage widths 16/32/64/128, VMT bottleneck round(d/16) = 1/2/4/8
+DIMS, RANKS = (16, 32, 64, 128), (1, 2, 4, 8)
+TOKENS = tuple((SIZE // s) ** 2 for s in (4, 8, 16, 32))
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('profile_tasks', REPO / 'tools/profile_tasks.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    """One CLI run: VMT, full FT and per-task adapters, T in {1, 2}, infer + train."""
+    tmp = tmp_path_factory.mktemp('profile')
+    cfgs = []
+    for name, peft in (('vmt', 'VMTAdapter'), ('fullft', 'FullFineTune'),
+                       ('pta', 'PerTaskAdapter')):
+        path = tmp / f'tiny_{name}.py'
+        path.write_text(TINY_CFG.replace('{peft}', peft))
+        cfgs.append(str(path))
+    out = tmp / 'out'
+    tool = _load_tool()
+    rc = tool.main(cfgs + ['--labels', 'vmt', 'fullft', 'pta', '--num-tasks', '1', '2',
+                           '--img-size', str(SIZE), '--batch-size', '1', '--mode', 'both',
+                           '--warmup', '0', '--repeats', '1', '--min-repeats', '1',
+                           '--num-classes', '5', '--threads', '1', '--isolate', 'none',
+                           '--out', str(out)])
+    report = json.loads((out / 'profile.json').read_text())
+    return rc, out, report
+
+
+def _rec(report, label, num_tasks, mode='infer'):
+    found = [r for r in report['results']
+             if r['label'] == label and r['num_tasks'] == num_tasks and r['mode'] == mode]
+    assert len(found) == 1, (label, num_tasks, mode)
+    return found[0]
+
+
+def test_outputs_and_schema(run):
+    rc, out, report = run
+    assert rc == 0
+    for key in ('schema_version', 'tool', 'created', 'machine', 'settings', 'flop_convention',
+                'memory_convention', 'results', 'summary'):
+        assert key in report, key
+    assert report['schema_version'] == SCHEMA_VERSION
+    for key in ('cpu_model', 'cpu_count_logical', 'torch', 'device', 'device_name'):
+        assert key in report['machine']
+    # backbone alone + 3 configs x 2 T x 2 modes
+    assert len(report['results']) == 1 + 3 * 2 * 2
+    for r in report['results']:
+        assert r['error'] is None, r['error']
+        for key in ('label', 'method', 'num_tasks', 'tasks', 'mode', 'img_size', 'batch_size',
+                    'latency', 'throughput_img_s', 'memory', 'flops', 'params'):
+            assert key in r, key
+        for key in ('median_ms', 'p10_ms', 'p90_ms', 'iqr_ms', 'n'):
+            assert key in r['latency']
+        assert r['latency']['n'] == 1
+        assert r['memory']['method'] in ('rss_hwm_reset', 'ru_maxrss_lifetime')
+        for key in ('total', 'backbone', 'heads', 'other', 'by_operator', 'uncounted_ops'):
+            assert key in r['flops']
+    assert 'backbone_latency' in _rec(report, 'vmt', 2, 'infer')
+    assert set(report['summary']['per_config']) == {'vmt', 'fullft', 'pta'}
+
+    with open(out / 'profile.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == CSV_COLUMNS
+    assert len(rows) == len(report['results'])
+    assert (out / 'profile.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_clone_task_names(run):
+    _, _, report = run
+    assert _rec(report, 'vmt', 2)['tasks'] == ['semseg', 'human_parts']
+    assert make_task_list(['semseg', 'normals'], 5) == ['semseg', 'normals', 'semseg_2',
+                                                       'normals_2', 'semseg_3']
+    with pytest.raises(KeyError):
+        make_task_list(['not_a_task'], 2)
+
+
+def test_vmt_flops_nearly_constant(run):
+    _, _, report = run
+    one, two = _rec(report, 'vmt', 1)['flops'], _rec(report, 'vmt', 2)['flops']
+    # the added task's branch at the 4 tapped blocks: (M x r) @ (r x d) product + output
+    # LayerNorm (5 per element) per level
+    per_task = sum(m * d * (r + 5) for m, d, r in zip(TOKENS, DIMS, RANKS))
+    assert two['backbone'] - one['backbone'] == per_task
+    assert two['backbone'] <= 1.05 * one['backbone']
+    assert report['summary']['per_config']['vmt']['backbone_flops_ratio']['2'] == pytest.approx(
+        two['backbone'] / one['backbone'])
+    assert two['heads'] > one['heads']  # one more head
+
+
+def test_baselines_flops(run):
+    _, _, report = run
+    base = _rec(report, 'backbone_alone', None)['flops']['backbone']
+    ft1, ft2 = (_rec(report, 'fullft', t)['flops']['backbone'] for t in (1, 2))
+    assert ft1 == ft2 == base  # one shared pass of the unmodified backbone
+    pta1, pta2 = (_rec(report, 'pta', t)['flops']['backbone'] for t in (1, 2))
+    assert pta2 == 2 * pta1  # one backbone pass per task
+    assert pta1 > base  # plus the adapters
+
+
+def test_parameter_counts(run):
+    _, _, report = run
+    p1, p2 = _rec(report, 'vmt', 1)['params'], _rec(report, 'vmt', 2)['params']
+    kem = 2 * sum(RANKS)  # scale-and-shift KEM: gamma and beta per tapped block
+    assert p2['method_per_task_trainable'] == {'semseg': kem, 'human_parts': kem}
+    assert p2['trainable'] - p1['trainable'] == kem + p2['head_trainable_per_task']['human_parts']
+    assert p1['backbone_total'] == p2['backbone_total'] - kem
+    ft = _rec(report, 'fullft', 1)['params']
+    assert ft['backbone_trainable'] == _rec(report, 'backbone_alone', None)['params']['total']
+    summary = report['summary']['per_config']['vmt']
+    assert summary['trainable_params_per_added_task'] == p2['trainable'] - p1['trainable']
+
+
+def test_targets_reported(run):
+    _, _, report = run
+    targets = [t for t in report['summary']['targets'] if t['label'] == 'vmt']
+    assert len(targets) == 4
+    # T=16 / T=8 were not run: the tool must say so instead of inventing a verdict
+    assert targets[0]['status'] == 'not measured' and targets[1]['status'] == 'not measured'
+    assert set(targets[2]['value']) == {'1', '2'}
+
+
+def test_flop_handles_count_broadcast_matmul_and_sdpa():
+    class Ops(nn.Module):
+        def forward(self, a, b, q, k, v):
+            return torch.matmul(a, b), nn.functional.scaled_dot_product_attention(q, k, v)
+
+    a, b = torch.randn(1, 5, 3), torch.randn(4, 3, 2)
+    q, k, v = torch.randn(2, 3, 7, 8), torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 4)
+    res = count_module_flops(Ops(), (a, b, q, k, v))
+    assert res['by_operator']['matmul'] == 4 * 5 * 3 * 2
+    assert res['by_operator']['scaled_dot_product_attention'] == 2 * 3 * 7 * 6 * (8 + 4)
+
+
+def test_latency_stats_quantiles():
+    st = latency_stats([0.001 * x for x in (1, 2, 3, 4, 5)])
+    assert st['n'] == 5
+    assert st['median_ms'] == pytest.approx(3.0)
+    assert st['p10_ms'] == pytest.approx(1.4)
+    assert st['p90_ms'] == pytest.approx(4.6)
+    assert st['iqr_ms'] == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        latency_stats([])
+
+
+def test_cli_rejects_bad_input(tmp_path):
+    tool = _load_tool()
+    with pytest.raises(SystemExit, match='not found'):
+        tool.main([str(tmp_path / 'missing.py'), '--out', str(tmp_path)])
+    with pytest.raises(SystemExit, match='num_tasks'):
+        tool.main([str(REPO / 'configs/_base_/models/swin_t_mmseg_vmt.py'), '--num-tasks', '0',
+                   '--out', str(tmp_path)])
+
+
+def test_replot_rewrites_csv_and_png(run, tmp_path):
+    _, out, report = run
+    tool = _load_tool()
+    assert tool.main(['--replot', str(out / 'profile.json'), '--out', str(tmp_path)]) == 0
+    with open(tmp_path / 'profile.csv', newline='') as f:
+        assert len(list(csv.DictReader(f))) == len(report['results'])
+    assert (tmp_path / 'profile.png').read_bytes()[:4] == b'\x89PNG'
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"results": []}')
+    with pytest.raises(SystemExit, match='schema version'):
+        tool.main(['--replot', str(bad)])
+
+
+def test_clone_tasks_train_and_count(tmp_path):
+    """Cloned task names (beyond the config's 2 tasks) go through a training step and FLOPs."""
+    from mtdense.analysis import ProfileSettings, profile
+    cfg = tmp_path / 'tiny_vmt.py'
+    cfg.write_text(TINY_CFG.replace('{peft}', 'VMTAdapter'))
+    report = profile(ProfileSettings(
+        configs=[('vmt', str(cfg))], num_tasks=[3], img_size=SIZE, modes=['train', 'count'],
+        num_classes=5, warmup=0, repeats=1, min_repeats=1, backbone_alone=False,
+        isolate='none', threads=1))
+    train, count = report['results']
+    assert train['tasks'] == ['semseg', 'human_parts', 'semseg_2']
+    assert train['error'] is None and train['latency']['n'] == 1
+    assert count['mode'] == 'count' and 'latency' not in count
+    assert set(count['flops']['heads_per_task']) == {'semseg', 'human_parts', 'semseg_2'}
+    # a clone's head is its base task's head: same FLOPs
+    assert count['flops']['heads_per_task']['semseg_2'] == count['flops']['heads_per_task']['semseg']
