@@ -174,3 +174,33 @@ def test_unknown_method_and_bad_arguments():
         _build('mmseg_swin', dict(type='PerTaskLoRA', targets=['qkv', 'bogus']))
     with pytest.raises(ValueError, match='rank must be positive'):
         _build('mmseg_swin', dict(type='MTLoRA', rank=0))
+
+
+@pytest.mark.parametrize('backbone', ['mmseg_swin', 'mmseg_vit'])
+@pytest.mark.parametrize('method', list(METHODS) + ['VMTAdapter', 'VMTAdapterLite'])
+def test_deepcopy_computes_with_the_copy(backbone, method):
+    """copy.deepcopy (EMA, model soups) gives a model whose hooks use its own parameters."""
+    import copy
+    model = _build(backbone, METHODS.get(method, dict(type=method))).double()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.2 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    clone = copy.deepcopy(model)
+    x = torch.randn(2, 3, SIZES[backbone], SIZES[backbone], dtype=torch.float64)
+    feats = clone(x)
+    loss = sum(f.square().mean() for t in TASKS for f in feats[t])
+    if loss.requires_grad:  # decoder-only on Swin trains nothing in the backbone
+        loss.backward()
+    for (n, p), q in zip(model.named_parameters(), clone.parameters()):
+        assert p.grad is None, n  # nothing flows into the original
+        if q.requires_grad:
+            assert q.grad is not None, n
+    with torch.no_grad():
+        for p in clone.parameters():
+            if p.requires_grad:
+                p.add_(1.0)
+        moved, orig = clone(x), model(x)
+    if any(p.requires_grad for n, p in clone.named_parameters() if not n.startswith('neck.')):
+        assert not torch.allclose(moved['semseg'][-1], orig['semseg'][-1])

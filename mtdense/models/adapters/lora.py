@@ -101,6 +101,50 @@ def add_weight_delta(module: nn.Module, name: str, delta_fn: Callable[[], Option
 BATCHED = -1
 
 
+class _LoRAOutputHook:
+    """Forward hook adding the banks' deltas to an ``nn.Linear``'s output.
+
+    A callable object rather than a closure so that ``copy.deepcopy`` of the model
+    (EMA, model soups) rebinds it to the *copied* banks and selector.
+    """
+
+    def __init__(self, banks) -> None:
+        self.banks = banks
+
+    def __call__(self, mod, args, output):
+        x = args[0]
+        for bank, scale, selector in self.banks:
+            sel = selector()
+            if sel is None:
+                continue
+            output = output + scale * bank.delta(x, None if sel == BATCHED else sel)
+        return output
+
+
+class _LoRAWeightDelta:
+    """Dense weight delta of the banks for a functionally consumed weight (a callable
+    object for the same deepcopy reason as :class:`_LoRAOutputHook`)."""
+
+    def __init__(self, banks, owner: str) -> None:
+        self.banks, self.owner = banks, owner
+
+    def __call__(self) -> Optional[Tensor]:
+        total = None
+        for bank, scale, selector in self.banks:
+            sel = selector()
+            if sel is None:
+                continue
+            if sel == BATCHED:
+                if bank.groups != 1:
+                    raise RuntimeError(
+                        f'{self.owner}: a per-task LoRA on a parametrised weight needs one '
+                        'pass per task (this host cannot batch tasks)')
+                sel = 0
+            d = scale * bank.weight_delta(sel)
+            total = d if total is None else total + d
+        return total
+
+
 def attach_lora(target, banks, owner) -> list:
     """Attach ``banks`` [(bank, scale, selector)] to one host LoRA target.
 
@@ -115,35 +159,8 @@ def attach_lora(target, banks, owner) -> list:
     if pname is None:
         if not isinstance(module, nn.Linear):
             raise TypeError(f'{owner}: LoRA target {type(module).__name__} is not an nn.Linear')
-
-        def hook(mod, args, output):
-            x = args[0]
-            for bank, scale, selector in banks:
-                sel = selector()
-                if sel is None:
-                    continue
-                output = output + scale * bank.delta(x, None if sel == BATCHED else sel)
-            return output
-
-        return [module.register_forward_hook(hook)]
-
-    def delta_fn():
-        total = None
-        for bank, scale, selector in banks:
-            sel = selector()
-            if sel is None:
-                continue
-            if sel == BATCHED:
-                if bank.groups != 1:
-                    raise RuntimeError(
-                        f'{owner}: a per-task LoRA on a parametrised weight needs one '
-                        'pass per task (this host cannot batch tasks)')
-                sel = 0
-            d = scale * bank.weight_delta(sel)
-            total = d if total is None else total + d
-        return total
-
-    return [add_weight_delta(module, pname, delta_fn)]
+        return [module.register_forward_hook(_LoRAOutputHook(list(banks)))]
+    return [add_weight_delta(module, pname, _LoRAWeightDelta(list(banks), owner))]
 
 
 def target_shape(target) -> tuple:
