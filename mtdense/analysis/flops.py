@@ -148,7 +148,12 @@ def count_model_flops(model: nn.Module, img_size: int, batch_size: int = 1,
         raise TypeError(f'count_model_flops: expected a MultiTaskDenseModel, got '
                         f'{type(model).__name__}')
     was_training = model.training
+    was_batched = getattr(model, 'batch_heads', None)
     model.eval()
+    if was_batched is not None:
+        # Count on the per-task head path: the same multiply-adds as the task-batched
+        # one, but inside ``model.heads.<task>`` so the split per task works.
+        model.batch_heads = False
     wrapper = TensorForward(model)
     x = torch.randn(batch_size, 3, img_size, img_size, device=device)
     analyzer = _analyzer(wrapper, (x,))
@@ -162,6 +167,8 @@ def count_model_flops(model: nn.Module, img_size: int, batch_size: int = 1,
             uncounted = dict(sorted(Counter(analyzer.unsupported_ops()).items()))
     finally:
         model.train(was_training)
+        if was_batched is not None:
+            model.batch_heads = was_batched
     heads = sum(heads_per_task.values())
     return dict(total=total, backbone=backbone, heads=heads, heads_per_task=heads_per_task,
                 other=total - backbone - heads, by_operator=by_op, uncounted_ops=uncounted,

@@ -16,6 +16,7 @@ from mtdense.registry import MODELS
 from mtdense.structures import MultiTaskDataSample
 from mtdense.tasks import check_tasks, get_task_spec
 
+from .heads.task_batched import can_batch_heads, task_batched_heads_forward
 from .losses import DEFAULT_LOSSES
 
 __all__ = ['MultiTaskDenseModel', 'DEFAULT_LOSS_WEIGHTS']
@@ -79,6 +80,10 @@ class MultiTaskDenseModel(BaseModel):
         depth_activation: 'none' | 'softplus' | 'exp'.
         min_depth: floor of predicted depth (metres).
         align_corners: of all bilinear resizes.
+        batch_heads: run the heads as single ops over tasks when they allow it
+            (identical ``LightMultiScaleHead`` s with plain BN on a backbone with
+            ``forward_stacked``, e.g. ``AdaptedBackbone``); the result equals the
+            per-task loop to float rounding. False forces the per-task loop.
         data_preprocessor: config or module (default ``MultiTaskDataPreprocessor()``).
         init_cfg: mmengine init config.
     """
@@ -95,6 +100,7 @@ class MultiTaskDenseModel(BaseModel):
                  depth_activation: str = 'none',
                  min_depth: float = 1e-3,
                  align_corners: bool = False,
+                 batch_heads: bool = True,
                  data_preprocessor: Union[dict, nn.Module, None] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -173,6 +179,7 @@ class MultiTaskDenseModel(BaseModel):
                 {t: nn.Parameter(torch.zeros(())) for t in self.tasks})
         else:
             self.task_log_vars = None
+        self.batch_heads = bool(batch_heads)
 
     # ------------------------------------------------------------------ setup
     def _resolve_num_classes(self, num_classes) -> Dict[str, int]:
@@ -223,17 +230,42 @@ class MultiTaskDenseModel(BaseModel):
                            f'(has {list(feats)})')
         return feats
 
+    def heads_batched(self) -> bool:
+        """Whether ``_forward`` runs the heads as single ops over tasks (see ``batch_heads``);
+        needs a backbone with ``forward_stacked`` and ``forward(x, stacked=True)``."""
+        return (self.batch_heads and hasattr(self.backbone, 'forward_stacked')
+                and list(getattr(self.backbone, 'tasks', [])) == self.tasks
+                and can_batch_heads([self.heads[t] for t in self.tasks]))
+
     def _forward(self, inputs: Tensor, data_samples=None) -> Dict[str, Tensor]:
         """Raw head outputs upsampled to the input size: ``{task: (B, C_t, H, W)}``."""
-        feats = self.extract_feat(inputs)
-        size = inputs.shape[2:]
-        outs = OrderedDict()
-        for task in self.tasks:
-            out = self.heads[task](feats[task])
-            if out.shape[2:] != size:
-                out = F.interpolate(out, size=size, mode='bilinear',
+        if self.heads_batched():
+            feats, stacked = self.backbone(inputs, stacked=True)
+            raw = task_batched_heads_forward([self.heads[t] for t in self.tasks], feats, stacked,
+                                             inputs.shape[0])
+        else:
+            feats = self.extract_feat(inputs)
+            raw = [self.heads[t](feats[t]) for t in self.tasks]
+        return OrderedDict(zip(self.tasks, self._resize_to(raw, inputs.shape[2:])))
+
+    def _resize_to(self, outs: List[Tensor], size) -> List[Tensor]:
+        """Bilinear resize of every output to ``size``; one interpolation for all tasks
+        when they share a resolution."""
+        size = tuple(size)
+        todo = [i for i, o in enumerate(outs) if tuple(o.shape[2:]) != size]
+        if not todo:
+            return list(outs)
+        outs = list(outs)
+        if len({tuple(outs[i].shape[2:]) for i in todo}) == 1 and len(todo) > 1:
+            widths = [outs[i].shape[1] for i in todo]
+            joint = F.interpolate(torch.cat([outs[i] for i in todo], dim=1), size=size,
+                                  mode='bilinear', align_corners=self.align_corners)
+            for i, part in zip(todo, joint.split(widths, dim=1)):
+                outs[i] = part
+            return outs
+        for i in todo:
+            outs[i] = F.interpolate(outs[i], size=size, mode='bilinear',
                                     align_corners=self.align_corners)
-            outs[task] = out
         return outs
 
     def _activate_depth(self, x: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ switches, build the neck (single-scale ViTs).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -160,7 +160,28 @@ class AdaptedBackbone(BaseModule):
         self._is_init = True
 
     # -------------------------------------------------------------- forward
-    def forward(self, x: Tensor) -> Dict[str, List[Tensor]]:
+    def forward(self, x: Tensor, stacked: bool = False):
+        """``{task: [4 maps]}``; with ``stacked=True`` the unsplit pyramid of
+        :meth:`forward_stacked` (through ``__call__``, so module hooks still fire)."""
+        if stacked:
+            return self.forward_stacked(x)
+        feats, flags = self.forward_stacked(x)
+        num_tasks = len(self.tasks)
+        if not any(flags):
+            return {t: feats for t in self.tasks}
+        per_level = [
+            f.unflatten(0, (num_tasks, -1)).unbind(0) if flag else None
+            for f, flag in zip(feats, flags)
+        ]
+        return {
+            t: [per_level[i][k] if flags[i] else feats[i] for i in range(len(feats))]
+            for k, t in enumerate(self.tasks)
+        }
+
+    def forward_stacked(self, x: Tensor) -> Tuple[List[Tensor], List[bool]]:
+        """The pyramid before it is split by task: per level a ``(T * B, C, h, w)``
+        map stacked task-major (flag True) or a ``(B, C, h, w)`` map shared by all
+        tasks (flag False). Lets task-batched heads skip the split."""
         feats, flags = self.peft(x)
         num_tasks = len(self.tasks)
         if self.neck is not None:
@@ -172,16 +193,7 @@ class AdaptedBackbone(BaseModule):
                 flags = [True] * len(feats)
             feats = list(self.neck(feats))
             flags = [any(flags)] * len(feats)
-        if not any(flags):
-            return {t: feats for t in self.tasks}
-        per_level = [
-            f.unflatten(0, (num_tasks, -1)).unbind(0) if flag else None
-            for f, flag in zip(feats, flags)
-        ]
-        return {
-            t: [per_level[i][k] if flags[i] else feats[i] for i in range(len(feats))]
-            for k, t in enumerate(self.tasks)
-        }
+        return list(feats), list(flags)
 
     # ----------------------------------------------------------- reporting
     def param_groups_report(self) -> dict:

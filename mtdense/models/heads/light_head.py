@@ -1,7 +1,7 @@
 """The default light multi-scale task head."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -36,6 +36,17 @@ class LightMultiScaleHead(BaseModule):
     cheap default head: its cost is a handful of 1x1 convs per task, so the
     per-task cost of the model stays dominated by the shared backbone.
 
+    Computed in an equivalent, cheaper order: reducer and fusion conv are both
+    linear and bilinear upsampling commutes with a 1x1 conv (its weights sum to
+    one, so biases pass through), hence
+    ``fuse(cat_l up(R_l f_l)) = sum_l up((F_l R_l) f_l + F_l b_l)`` with F_l the
+    fusion weights of level l. Each level is projected once at its own
+    resolution and no (4 * channels)-wide map is built at stride 4. In eval mode
+    the BN is folded into those weights too. The parameters are those of the
+    plain layout (``reducers``, ``fuse``, ``predictor``), so checkpoints are the
+    same. :func:`task_batched_heads_forward` runs several such heads as single
+    ops over tasks.
+
     Args:
         in_channels: channels of each pyramid level (the backbone's ``out_channels``).
         out_channels: prediction channels of the task.
@@ -68,15 +79,54 @@ class LightMultiScaleHead(BaseModule):
                                norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.predictor = nn.Conv2d(self.channels, self.out_channels, kernel_size=1)
+        if tuple(self.fuse.order) != ('conv', 'norm', 'act'):  # pragma: no cover - built above
+            raise RuntimeError('LightMultiScaleHead: unexpected ConvModule order')
 
     def forward(self, feats: List[Tensor]) -> Tensor:
         check_pyramid(type(self).__name__, feats, self.in_channels)
         size = feats[0].shape[2:]
-        reduced = []
-        for f, reducer in zip(feats, self.reducers):
-            x = reducer(f)
+        weights, folded = self.level_weights()
+        acc = None
+        for f, (w, b) in zip(feats, weights):
+            x = F.conv2d(f, w[:, :, None, None], b)
             if x.shape[2:] != size:
                 x = F.interpolate(x, size=size, mode='bilinear', align_corners=self.align_corners)
-            reduced.append(x)
-        x = self.fuse(torch.cat(reduced, dim=1))
-        return self.predictor(self.dropout(x))
+            acc = x if acc is None else acc + x
+        if not folded and self.fuse.with_norm:
+            acc = self.fuse.norm(acc)
+        if self.fuse.with_activation:
+            acc = self.fuse.activate(acc)
+        return self.predictor(self.dropout(acc))
+
+    def folds_norm(self) -> bool:
+        """Whether the fusion BN is folded into the level weights (eval, running stats)."""
+        norm = self.fuse.norm if self.fuse.with_norm else None
+        return (norm is not None and not self.training and isinstance(norm, nn.BatchNorm2d)
+                and norm.track_running_stats and norm.running_mean is not None)
+
+    def level_weights(self) -> Tuple[List[Tuple[Tensor, Tensor]], bool]:
+        """Per level, the composed (fusion o reducer) 1x1 weights ``(channels, C_l)`` and
+        bias ``(channels,)``; the fusion conv's own bias is in level 0's. Returns
+        them and whether the BN is folded in (see :meth:`folds_norm`)."""
+        ch = self.channels
+        fuse_w = self.fuse.conv.weight.flatten(1)  # (ch, L * ch)
+        fuse_b = self.fuse.conv.bias
+        folded = self.folds_norm()
+        if folded:
+            bn = self.fuse.norm
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
+                torch.rsqrt(bn.running_var + bn.eps)
+            shift = -bn.running_mean * scale
+            if bn.affine:
+                shift = shift + bn.bias
+            fuse_w = fuse_w * scale[:, None]
+            fuse_b = shift if fuse_b is None else fuse_b * scale + shift
+        out = []
+        for lvl, reducer in enumerate(self.reducers):
+            f_l = fuse_w[:, lvl * ch:(lvl + 1) * ch]
+            w = f_l @ reducer.weight.flatten(1)
+            b = f_l @ reducer.bias if reducer.bias is not None else f_l.new_zeros(ch)
+            if lvl == 0 and fuse_b is not None:
+                b = b + fuse_b
+            out.append((w, b))
+        return out, folded
