@@ -250,7 +250,8 @@ class MultiTaskDenseModel(BaseModel):
 
     def _resize_to(self, outs: List[Tensor], size) -> List[Tensor]:
         """Bilinear resize of every output to ``size``; one interpolation for all tasks
-        when they share a resolution."""
+        when they share a resolution, on a channels-last map (much faster on CPU; the
+        outputs are channels-last views of it)."""
         size = tuple(size)
         todo = [i for i, o in enumerate(outs) if tuple(o.shape[2:]) != size]
         if not todo:
@@ -258,7 +259,8 @@ class MultiTaskDenseModel(BaseModel):
         outs = list(outs)
         if len({tuple(outs[i].shape[2:]) for i in todo}) == 1 and len(todo) > 1:
             widths = [outs[i].shape[1] for i in todo]
-            joint = F.interpolate(torch.cat([outs[i] for i in todo], dim=1), size=size,
+            joint = torch.cat([outs[i] for i in todo], dim=1)
+            joint = F.interpolate(joint.contiguous(memory_format=torch.channels_last), size=size,
                                   mode='bilinear', align_corners=self.align_corners)
             for i, part in zip(todo, joint.split(widths, dim=1)):
                 outs[i] = part

@@ -2,12 +2,15 @@
 
 mmengine counts multiply-accumulates of linear/matmul/bmm/einsum/conv and ~5 per
 element for LayerNorm; element-wise ops are ignored. The mmseg Swin is used
-because its attention is explicit matmuls (timm's fused SDPA is not counted).
+because its attention is explicit matmuls. mtdense adds handles for the ops
+mmengine leaves uncounted (``baddbmm``, which fuses VMT's task product with its
+add; broadcasting ``matmul``; fused SDPA): ``EXTRA_FLOP_HANDLES``.
 """
 import mtdense  # noqa: F401,I001  (first: installs the mmcv.ops stand-in mmseg needs)
 import torch
 from mmengine.analysis import FlopAnalyzer
 
+from mtdense.analysis.flops import EXTRA_FLOP_HANDLES
 from mtdense.models.backbones import AdaptedBackbone
 
 SWIN_T = dict(type='MMSegSwin', embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
@@ -21,6 +24,7 @@ def _flops(backbone: dict, peft: dict, num_tasks: int, size: int) -> int:
     model = AdaptedBackbone(backbone=backbone, peft=peft,
                             tasks=[f'task{i}' for i in range(num_tasks)]).eval()
     analyzer = FlopAnalyzer(model, (torch.randn(1, 3, size, size),))
+    analyzer.set_op_handle(**EXTRA_FLOP_HANDLES)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     return int(analyzer.total())

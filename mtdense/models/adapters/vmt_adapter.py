@@ -15,7 +15,8 @@ i.e. the last block of every Swin stage / the ViT out_indices), per task t::
 
 and the level output of task t is the backbone's own output transform applied
 to z_t. The backbone runs once; the task branch is one batched (T, M, r) x
-(r, d) product per tapped block plus the output transform on T*B maps.
+(r, d) product per tapped block, with the add of x_next fused into it, plus
+the output transform on T*B maps.
 
 Lite ties W_u = W_d^T and adds a zero-initialised per-channel output scale
 alpha (d) so that the model is the pretrained one at init::
@@ -73,11 +74,19 @@ class SharedAdapter(nn.Module):
             return self.out_scale * torch.matmul(h, self.down.weight) + self.up_bias
         return self.up(h)
 
-    def up_delta(self, delta: Tensor) -> Tensor:
-        """delta W_u without bias, batched over the leading task dim."""
+    def add_up_delta(self, base: Tensor, delta: Tensor, scale: float) -> Tensor:
+        """``base + scale * (delta W_u)`` (no bias) for every task in one fused op.
+
+        base: (M, d) shared stream; delta: (T, M, r) -> (T, M, d). The add is
+        fused into the batched product (``baddbmm``), so the T task maps are
+        written once.
+        """
         if self.lite:
-            return self.out_scale * torch.matmul(delta, self.down.weight)
-        return torch.matmul(delta, self.up.weight.t())
+            weight = self.down.weight * self.out_scale  # alpha * W_d^T, as (r, d)
+        else:
+            weight = self.up.weight.t()
+        weight = (scale * weight).unsqueeze(0).expand(delta.shape[0], -1, -1)
+        return torch.baddbmm(base.unsqueeze(0), delta, weight)
 
 
 @MODELS.register_module()
@@ -177,8 +186,8 @@ class VMTAdapter(BasePEFTMethod):
         if kem is not None:
             r = h.shape[-1]
             delta = kem(h.reshape(-1, r))  # (T, M, r)
-            dz = self.adapters[index].up_delta(delta)  # (T, M, d): one batched product
-            z = x_next.unsqueeze(0) + self.scale * dz.reshape(self.num_tasks, *output.shape)
+            z = self.adapters[index].add_up_delta(x_next.reshape(-1, x_next.shape[-1]), delta,
+                                                  self.scale)  # (T, M, d)
             self._task_out[index] = z.reshape(-1, *output.shape[1:])
         return x_next
 

@@ -95,7 +95,8 @@ class MMSegSwin(BackboneHost):
                          hw: Tuple[int, int],
                          backbone: Optional[nn.Module] = None) -> Tensor:
         bb = self.backbone if backbone is None else backbone
-        # same ops as SwinTransformer.forward: norm{i}, then (N, H*W, C) -> (N, C, H, W)
+        # same ops as SwinTransformer.forward: norm{i}, then (N, H*W, C) -> (N, C, H, W);
+        # left as a channels-last view (no copy of the T task maps): task-batched heads
+        # read it as tokens directly, and convs take either layout
         out = getattr(bb, f'norm{level}')(z)
-        return out.view(-1, hw[0], hw[1], self.levels[level].channels).permute(0, 3, 1,
-                                                                               2).contiguous()
+        return out.view(-1, hw[0], hw[1], self.levels[level].channels).permute(0, 3, 1, 2)

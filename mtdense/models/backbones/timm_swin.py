@@ -119,5 +119,5 @@ class TimmSwin(BackboneHost):
         bb = self.backbone if backbone is None else backbone
         if self.norm_last and level == len(self.levels) - 1:
             z = bb.norm(z)
-        # block outputs are NHWC already
-        return z.permute(0, 3, 1, 2).contiguous()
+        # block outputs are NHWC already; a channels-last view, as in MMSegSwin
+        return z.permute(0, 3, 1, 2)
