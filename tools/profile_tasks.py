@@ -62,6 +62,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--compile', action='store_true', help='torch.compile the model forward')
     p.add_argument('--bf16', action='store_true', help='bfloat16 autocast')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    p.add_argument('--cpu-alloc', choices=['system', 'cached'], default='system',
+                   help="'cached': the workers' glibc malloc keeps freed large blocks (no page "
+                        'faults on every big activation; what jemalloc/tcmalloc give)')
     p.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
     p.add_argument('--no-backbone-alone', action='store_true',
                    help='skip the backbone-alone reference point')
@@ -109,7 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         flops=not args.no_flops, backbone_alone=not args.no_backbone_alone,
         breakdown=not args.no_breakdown, infer_forward=args.infer_forward,
         channels_last=args.channels_last, compile=args.compile, bf16=args.bf16,
-        threads=args.threads, isolate=args.isolate, seed=args.seed,
+        threads=args.threads, cpu_alloc=args.cpu_alloc, isolate=args.isolate, seed=args.seed,
         cfg_options=dict(args.cfg_options) if args.cfg_options else None)
     try:
         settings.validate()

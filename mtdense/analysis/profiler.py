@@ -64,6 +64,10 @@ DEFAULT_CONFIGS: List[tuple] = [
 BACKBONE_ALONE = 'backbone_alone'
 MODES = ('infer', 'train', 'count')  # 'count': FLOPs and parameters only, nothing timed
 ISOLATION = ('none', 'config', 'point')
+CPU_ALLOCS = ('system', 'cached')
+# glibc: serve large blocks from the heap and never trim it (fixed thresholds also turn
+# off the dynamic mmap threshold, which stops at 32 MB)
+CACHED_ALLOC_ENV = {'MALLOC_MMAP_THRESHOLD_': str(1 << 40), 'MALLOC_TRIM_THRESHOLD_': str(1 << 40)}
 INFER_FORWARDS = ('tensor', 'predict')
 
 
@@ -96,6 +100,11 @@ class ProfileSettings:
             post-processing at the original size).
         channels_last / compile / bf16: execution options (bf16 = autocast).
         threads: ``torch.set_num_threads`` in the measuring process (None: default).
+        cpu_alloc: 'system' (the worker inherits this process's allocator settings) |
+            'cached' (glibc keeps freed large blocks instead of returning them to the
+            OS, so big activations are not page-faulted in again on every call; the
+            effect of jemalloc/tcmalloc, as commonly advised for PyTorch on CPU).
+            Needs worker processes (``isolate`` not 'none').
         isolate: 'config' (one fresh process per config), 'point' (per
             (config, T)), 'none' (in this process).
         seed: for weights and random inputs/targets.
@@ -121,6 +130,7 @@ class ProfileSettings:
     compile: bool = False
     bf16: bool = False
     threads: Optional[int] = None
+    cpu_alloc: str = 'system'
     isolate: str = 'config'
     seed: int = 0
     cfg_options: Optional[Dict[str, Any]] = None
@@ -151,6 +161,12 @@ class ProfileSettings:
         if self.isolate not in ISOLATION:
             raise ValueError(f'ProfileSettings: isolate must be one of {ISOLATION}, '
                              f'got {self.isolate!r}')
+        if self.cpu_alloc not in CPU_ALLOCS:
+            raise ValueError(f'ProfileSettings: cpu_alloc must be one of {CPU_ALLOCS}, '
+                             f'got {self.cpu_alloc!r}')
+        if self.cpu_alloc == 'cached' and self.isolate == 'none':
+            raise ValueError("ProfileSettings: cpu_alloc='cached' sets the allocator of the worker "
+                             "processes at their start; it cannot apply with isolate='none'")
         if self.infer_forward not in INFER_FORWARDS:
             raise ValueError(f'ProfileSettings: infer_forward must be one of {INFER_FORWARDS}, '
                              f'got {self.infer_forward!r}')
@@ -349,7 +365,7 @@ def _point_base(job: Dict[str, Any], label: str, num_tasks: Optional[int], tasks
         batch_size=s['batch_size'], device=s['device'],
         dtype='bf16-autocast' if s['bf16'] else 'fp32', channels_last=s['channels_last'],
         compile=s['compile'], infer_forward=s['infer_forward'] if mode == 'infer' else None,
-        threads=torch.get_num_threads(), error=None)
+        threads=torch.get_num_threads(), allocator_env=allocator_env(), error=None)
 
 
 def _finish_timing(rec: Dict[str, Any], timing: Dict[str, Any], batch_size: int) -> None:
@@ -600,8 +616,11 @@ def _run_subprocess(job: Dict[str, Any]) -> List[Dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix='mtdense_profile_') as tmp:
         spec, out = Path(tmp) / 'job.json', Path(tmp) / 'records.json'
         spec.write_text(json.dumps(job))
+        env = dict(os.environ)
+        if job['settings'].get('cpu_alloc') == 'cached':
+            env.update(CACHED_ALLOC_ENV)
         proc = subprocess.run(
-            [sys.executable, '-m', 'mtdense.analysis.worker', str(spec), str(out)])
+            [sys.executable, '-m', 'mtdense.analysis.worker', str(spec), str(out)], env=env)
         if proc.returncode != 0 or not out.is_file():
             raise RuntimeError(f"profile worker for {job['label']!r} ({job.get('config')}) exited "
                                f'with code {proc.returncode}; see its messages above')
@@ -659,6 +678,12 @@ def _memory_convention(device: str) -> str:
             '(activations, workspaces, gradients, optimizer state); one fresh process per config '
             "(isolate='config': heap freed by an earlier point may be reused without raising RSS, "
             "so increases of later points can read low; isolate='point' avoids it)")
+
+
+def allocator_env() -> Dict[str, str]:
+    """The environment variables that change this process's memory allocator."""
+    return {k: v for k, v in sorted(os.environ.items())
+            if k.startswith('MALLOC_') or k in ('LD_PRELOAD', 'GLIBC_TUNABLES')}
 
 
 def machine_info(device: str = 'cpu') -> Dict[str, Any]:
@@ -834,7 +859,7 @@ def evaluate_targets(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 # --------------------------------------------------------------------------- writing
 CSV_COLUMNS = [
     'label', 'config', 'method', 'mode', 'num_tasks', 'img_size', 'batch_size', 'device', 'dtype',
-    'channels_last', 'compile', 'threads', 'throughput_img_s', 'latency_median_ms',
+    'channels_last', 'compile', 'threads', 'allocator_env', 'throughput_img_s', 'latency_median_ms',
     'latency_p10_ms', 'latency_p90_ms', 'latency_iqr_ms', 'latency_n', 'backbone_latency_median_ms',
     'peak_mem_mb', 'peak_mem_increase_mb', 'mem_method', 'gflops_total', 'gflops_backbone',
     'gflops_heads', 'gflops_other', 'params_total', 'params_trainable', 'params_backbone_trainable',
@@ -852,7 +877,9 @@ def _csv_row(r: Dict[str, Any]) -> Dict[str, Any]:
         num_tasks=r['num_tasks'], img_size=r['img_size'], batch_size=r['batch_size'],
         device=r['device'], dtype=r['dtype'], channels_last=r['channels_last'],
         compile=r['compile'],
-        threads=r.get('threads'), throughput_img_s=r.get('throughput_img_s'),
+        threads=r.get('threads'),
+        allocator_env=';'.join(f'{k}={v}' for k, v in (r.get('allocator_env') or {}).items()),
+        throughput_img_s=r.get('throughput_img_s'),
         latency_median_ms=lat.get('median_ms'), latency_p10_ms=lat.get('p10_ms'),
         latency_p90_ms=lat.get('p90_ms'), latency_iqr_ms=lat.get('iqr_ms'), latency_n=lat.get('n'),
         backbone_latency_median_ms=bl.get('median_ms'), peak_mem_mb=mem.get('peak_mb'),

@@ -217,3 +217,24 @@ def test_clone_tasks_train_and_count(tmp_path):
     assert set(count['flops']['heads_per_task']) == {'semseg', 'human_parts', 'semseg_2'}
     # a clone's head is its base task's head: same FLOPs
     assert count['flops']['heads_per_task']['semseg_2'] == count['flops']['heads_per_task']['semseg']
+
+
+def test_cached_allocator_reaches_the_worker_and_is_recorded(tmp_path, monkeypatch):
+    """--cpu-alloc cached sets glibc's thresholds in the worker process (recorded per point);
+    it cannot apply without a worker."""
+    from mtdense.analysis import ProfileSettings, profile
+    from mtdense.analysis.profiler import CACHED_ALLOC_ENV
+    for key in CACHED_ALLOC_ENV:
+        monkeypatch.delenv(key, raising=False)
+    cfg = tmp_path / 'tiny_vmt.py'
+    cfg.write_text(TINY_CFG.replace('{peft}', 'VMTAdapter'))
+    report = profile(ProfileSettings(
+        configs=[('vmt', str(cfg))], num_tasks=[1], img_size=SIZE, modes=['count'],
+        num_classes=5, backbone_alone=False, isolate='config', cpu_alloc='cached', threads=1))
+    (rec,) = report['results']
+    assert rec['error'] is None
+    assert rec['allocator_env'] == CACHED_ALLOC_ENV
+    assert report['settings']['cpu_alloc'] == 'cached'
+    tool = _load_tool()
+    with pytest.raises(SystemExit, match="cpu_alloc='cached'"):
+        tool.main([str(cfg), '--cpu-alloc', 'cached', '--isolate', 'none', '--out', str(tmp_path)])
