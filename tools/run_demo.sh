@@ -30,9 +30,10 @@ $PY tools/browse_dataset.py configs/_base_/datasets/synthetic.py --data-root "$D
     --split train --num 6 --out "$DEMO_DIR/browse" > /dev/null
 
 sched() {  # iteration count + matching cosine schedule for a config
-  local it=$1
+  local it=$1 warm=$(( $1 / 10 > 0 ? $1 / 10 : 1 ))
   echo "train_cfg.max_iters=$it train_cfg.val_interval=$((it + 1)) \
-default_hooks.checkpoint.interval=$it param_scheduler.1.end=$it \
+default_hooks.checkpoint.interval=$it param_scheduler.0.end=$warm \
+param_scheduler.1.begin=$warm param_scheduler.1.end=$it \
 train_dataloader.dataset.data_root=$DATA val_dataloader.dataset.data_root=$DATA \
 test_dataloader.dataset.data_root=$DATA"
 }
@@ -43,21 +44,38 @@ $PY tools/train.py configs/demo/upstream_full_ft.py --work-dir "$DEMO_DIR/upstre
 $PY tools/extract_backbone.py "$DEMO_DIR/upstream/iter_$UPSTREAM_ITERS.pth" \
     --out "$DEMO_DIR/upstream_backbone.pth"
 
-runs=()
-params=()
-for m in $METHODS; do
+run_method() {  # train, test and count one method; results in $DEMO_DIR/$1
+  local m=$1 ckpt_opt="model.backbone.checkpoint=$DEMO_DIR/upstream_backbone.pth" show=()
   stamp "3. $m on all five tasks, frozen upstream backbone ($ITERS iters)"
-  ckpt_opt="model.backbone.checkpoint=$DEMO_DIR/upstream_backbone.pth"
   $PY tools/train.py "configs/demo/$m.py" --work-dir "$DEMO_DIR/$m" \
       --cfg-options $ckpt_opt $(sched "$ITERS") > "$DEMO_DIR/$m.log" 2>&1
-  show=()
   [ "$m" = vmt ] && show=(--show-dir "$DEMO_DIR/panels_vmt" --show-num 6)
   $PY tools/test.py "configs/demo/$m.py" "$DEMO_DIR/$m/iter_$ITERS.pth" \
       --work-dir "$DEMO_DIR/$m" --out "$DEMO_DIR/$m/metrics.json" "${show[@]}" \
       --cfg-options $ckpt_opt $(sched "$ITERS") > "$DEMO_DIR/$m.test.log" 2>&1
-  n=$($PY tools/analyze_params.py "configs/demo/$m.py" --cfg-options $ckpt_opt --json - \
-      2>/dev/null | $PY -c "import json,sys; print(json.load(sys.stdin)['trainable'])")
-  params+=(--params "$m=$n")
+  $PY tools/analyze_params.py "configs/demo/$m.py" --cfg-options $ckpt_opt --json - \
+      2>/dev/null | $PY -c "import json,sys; print(json.load(sys.stdin)['trainable'])" \
+      > "$DEMO_DIR/$m/trainable.txt"
+  stamp "   $m finished"
+}
+
+# Each training process uses one OpenMP thread, so on 2 cores the slowest method
+# (single-task FT: one backbone per task) runs beside the others instead of after them.
+pids=()
+if [[ " $METHODS " == *" single_task_ft "* ]]; then
+  run_method single_task_ft & pids+=($!)
+fi
+for m in $METHODS; do
+  [ "$m" = single_task_ft ] || run_method "$m"
+done
+for pid in "${pids[@]}"; do
+  wait "$pid" || { echo "single_task_ft failed: see $DEMO_DIR/single_task_ft.log" >&2; exit 1; }
+done
+
+runs=()
+params=()
+for m in $METHODS; do
+  params+=(--params "$m=$(cat "$DEMO_DIR/$m/trainable.txt")")
   [ "$m" = single_task_ft ] || runs+=(--run "$m=$DEMO_DIR/$m/metrics.json")
 done
 
