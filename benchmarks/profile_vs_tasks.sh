@@ -9,12 +9,15 @@
 # Presets:
 #   full  (default on cuda) all six configs, T = 1 2 4 8 16, 448 px, batch 8, inference and
 #         training, plus the same at 224 px.
-#   cpu   (default on cpu; ~10 min on 2 cores) what a small CPU can afford:
-#           count_448  FLOPs/params only, 448 px, T = 1 16 (VMT, VMT-Lite, full FT)
-#           infer_448  VMT and full FT (same heads, no adapter) inference at 448 px,
-#                      T = 1 8 (+ backbone alone)
-#           infer_128  all six configs, inference, 128 px, T = 1 2 4 8
-#           train_128  VMT, VMT-Lite, full FT, training step, 128 px, T = 1 4
+#   cpu   (default on cpu; ~15 min on 2 idle cores) what a small CPU can afford:
+#           count_448         FLOPs/params only, all six configs, 448 px, T = 1 16
+#           infer_448         VMT, VMT-Lite and full FT (same heads, no adapter) inference
+#                             at 448 px, T = 1 2 4 8 (+ backbone alone)
+#           infer_448_cached  the same with --cpu-alloc cached (glibc keeps large blocks)
+#           infer_128         all six configs, inference, 128 px, T = 1 2 4 8
+#           train_128         VMT, VMT-Lite, full FT, training step, 128 px, T = 1 4
+#           conv_128          MobileNetV2 Modulation Adapters and depthwise sharing (+ gate),
+#                             inference and training, 128 px, T = 1 2 4 8
 #   --options-study  adds VMT T = 4 inference at 128 px with --channels-last / --bf16 /
 #                    --compile (one run each, for comparison with the plain run).
 #
@@ -103,16 +106,23 @@ if [ "$PRESET" = full ]; then
   done
 else
   # shellcheck disable=SC2086
-  run count_448 "$M/swin_t_mmseg_vmt.py" "$M/swin_t_mmseg_vmt_lite.py" "$M/swin_t_mmseg_full_ft.py" \
-    --labels VMT VMT-Lite FullFT --num-tasks 1 16 --img-size 448 --mode count
-  run infer_448 "$M/swin_t_mmseg_vmt.py" "$M/swin_t_mmseg_full_ft.py" --labels VMT FullFT \
-    --num-tasks 1 8 --img-size 448 --mode infer --warmup 1 --repeats 5 --max-seconds 20 --no-flops
+  run count_448 $ALL --labels $ALL_LABELS --num-tasks 1 16 --img-size 448 --mode count
+  for ALLOC in system cached; do
+    SUFFIX=""; [ "$ALLOC" = system ] || SUFFIX="_$ALLOC"
+    run "infer_448$SUFFIX" "$M/swin_t_mmseg_vmt.py" "$M/swin_t_mmseg_vmt_lite.py" \
+      "$M/swin_t_mmseg_full_ft.py" --labels VMT VMT-Lite FullFT --num-tasks 1 2 4 8 \
+      --img-size 448 --mode infer --warmup 2 --repeats 10 --max-seconds 10 --no-flops \
+      --cpu-alloc "$ALLOC"
+  done
   # shellcheck disable=SC2086
   run infer_128 $ALL --labels $ALL_LABELS --num-tasks 1 2 4 8 --img-size 128 --mode infer \
-    --warmup 1 --repeats 5 --max-seconds 4
+    --warmup 2 --repeats 10 --max-seconds 4
   run train_128 "$M/swin_t_mmseg_vmt.py" "$M/swin_t_mmseg_vmt_lite.py" "$M/swin_t_mmseg_full_ft.py" \
     --labels VMT VMT-Lite FullFT --num-tasks 1 4 --img-size 128 --mode train --warmup 1 \
     --repeats 5 --max-seconds 6 --no-flops
+  run conv_128 "$M/mobilenetv2_modulation.py" "$M/mobilenetv2_depthwise_sharing.py" \
+    --labels Modulation DepthwiseSharing --num-tasks 1 2 4 8 --img-size 128 --mode both \
+    --warmup 2 --repeats 10 --max-seconds 4
 fi
 
 if [ "$OPTIONS_STUDY" = 1 ]; then

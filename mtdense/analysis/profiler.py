@@ -236,15 +236,28 @@ def build_model(model_cfg: Dict[str, Any], tasks: Sequence[str], seed: int) -> t
 
 
 def build_backbone_alone(model_cfg: Dict[str, Any], seed: int) -> torch.nn.Module:
-    """The wrapped backbone of an ``AdaptedBackbone`` config, frozen, without any method."""
+    """The wrapped backbone of an ``AdaptedBackbone`` / ``ConvMultiTaskBackbone`` config,
+    frozen, without any method."""
     from mtdense.registry import MODELS
     from mtdense.utils import register_all_modules
     register_all_modules()
     bb = model_cfg.get('backbone', {})
-    if not isinstance(bb, dict) or bb.get('type') != 'AdaptedBackbone' or 'backbone' not in bb:
-        raise ValueError("backbone alone: expected model.backbone of type 'AdaptedBackbone' "
-                         f"with a 'backbone' host config, got type {bb.get('type')!r}")
+    kind = bb.get('type') if isinstance(bb, dict) else None
     torch.manual_seed(seed)
+    if kind == 'ConvMultiTaskBackbone' and isinstance(bb.get('backbone'), dict):
+        import timm
+        cfg = dict(bb['backbone'])
+        cfg.pop('pretrained_path', None)  # weights do not change the cost
+        out_indices = tuple(cfg.pop('out_indices', (1, 2, 3, 4)))
+        net = timm.create_model(cfg.pop('model_name'), pretrained=False, features_only=True,
+                                out_indices=out_indices, **cfg)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net.eval()
+    if kind != 'AdaptedBackbone' or 'backbone' not in bb:
+        raise ValueError("backbone alone: expected model.backbone of type 'AdaptedBackbone' "
+                         "(with a 'backbone' host config) or 'ConvMultiTaskBackbone', got type "
+                         f'{kind!r}')
     host = MODELS.build(copy.deepcopy(bb['backbone']))
     host.init_backbone_weights()
     for p in host.parameters():
@@ -562,7 +575,9 @@ class _HostForward(torch.nn.Module):
         self.host = host
 
     def forward(self, x):
-        return tuple(self.host.forward_main(x))
+        if hasattr(self.host, 'forward_main'):  # a BackboneHost
+            return tuple(self.host.forward_main(x))
+        return tuple(self.host(x))  # a timm features_only CNN
 
 
 def _run_backbone_alone(job: Dict[str, Any], model_cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -693,6 +708,7 @@ def machine_info(device: str = 'cpu') -> Dict[str, Any]:
     info['platform'] = platform.platform()
     info['python'] = platform.python_version()
     info['cpu_model'] = _cpu_model()
+    info['cpu_flags'] = _cpu_flags()
     info['cpu_count_logical'] = os.cpu_count()
     try:
         info['cpu_affinity'] = len(os.sched_getaffinity(0))
@@ -732,6 +748,23 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or 'unknown'
+
+
+# ISA extensions that change CPU kernel speed a lot (bf16 autocast is fast only with
+# avx512_bf16 / amx_bf16): recorded so results from different machines can be told apart
+_CPU_FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_tile', 'neon', 'sve')
+
+
+def _cpu_flags() -> List[str]:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.lower().startswith(('flags', 'features')):
+                    have = set(line.split(':', 1)[1].split())
+                    return [flag for flag in _CPU_FLAGS if flag in have]
+    except OSError:
+        pass
+    return []
 
 
 def _mem_total_gb() -> Optional[float]:

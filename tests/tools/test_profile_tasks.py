@@ -238,3 +238,21 @@ def test_cached_allocator_reaches_the_worker_and_is_recorded(tmp_path, monkeypat
     tool = _load_tool()
     with pytest.raises(SystemExit, match="cpu_alloc='cached'"):
         tool.main([str(cfg), '--cpu-alloc', 'cached', '--isolate', 'none', '--out', str(tmp_path)])
+
+
+def test_conv_seed_methods_are_profiled_with_their_backbone_alone():
+    """Modulation Adapters / depthwise sharing on MobileNetV2: counted FLOPs grow with T (one
+    grouped pass over the task-repeated batch), the bare timm CNN is the reference point."""
+    from mtdense.analysis import ProfileSettings, profile
+    cfgs = [('mod', str(REPO / 'configs/_base_/models/mobilenetv2_modulation.py')),
+            ('dws', str(REPO / 'configs/_base_/models/mobilenetv2_depthwise_sharing.py'))]
+    report = profile(ProfileSettings(
+        configs=cfgs, num_tasks=[1, 2], img_size=SIZE, modes=['count'], num_classes=5,
+        isolate='none', threads=1))
+    assert all(r['error'] is None for r in report['results']), report['results']
+    alone = _rec(report, 'backbone_alone', None, 'count')
+    for label in ('mod', 'dws'):
+        one, two = (_rec(report, label, t, 'count') for t in (1, 2))
+        assert one['flops']['backbone'] >= alone['flops']['backbone']
+        assert two['flops']['backbone'] >= 1.9 * one['flops']['backbone']
+        assert two['params']['trainable'] > one['params']['trainable']
