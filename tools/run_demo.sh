@@ -17,9 +17,9 @@ PY=.venv/bin/python
 DEMO_DIR=${DEMO_DIR:-work_dirs/demo}
 DATA=${DATA:-data/synthetic}
 NUM=${NUM:-600}
-UPSTREAM_ITERS=${UPSTREAM_ITERS:-500}
-ITERS=${ITERS:-300}
-METHODS=${METHODS:-"vmt decoder_only single_task_ft"}
+UPSTREAM_ITERS=${UPSTREAM_ITERS:-800}
+ITERS=${ITERS:-500}
+METHODS=${METHODS:-"vmt vmt_wide decoder_only single_task_ft"}
 mkdir -p "$DEMO_DIR"
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
