@@ -125,3 +125,18 @@ def test_batched_forward_checks_its_inputs():
         task_batched_heads_forward(heads, feats, stacked, batch_size=3)
     with pytest.raises(ValueError, match='expected 4 levels'):
         task_batched_heads_forward(heads, feats[:3], stacked[:3], batch_size=2)
+
+
+def test_batched_heads_under_bf16_autocast_match_the_loop():
+    """Mixed precision: per-task BN statistics are taken in fp32, as autocast runs batch_norm."""
+    batched = _model(PEFTS['vmt']).float()
+    loop = copy.deepcopy(batched)
+    loop.batch_heads = False
+    x = torch.randn(2, 3, 64, 64)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out_b, out_l = batched(x, mode='tensor'), loop(x, mode='tensor')
+    for t in TASKS:
+        torch.testing.assert_close(out_b[t].float(), out_l[t].float(), rtol=0.05, atol=0.05)
+    for (name, b), c in zip(batched.named_buffers(), loop.buffers()):
+        if b.is_floating_point():
+            torch.testing.assert_close(b, c, rtol=2e-2, atol=2e-2, msg=name)

@@ -70,6 +70,8 @@ def _per_task_batch_norm(x: Tensor, heads: Sequence[LightMultiScaleHead]) -> Ten
     if count <= 1:
         raise ValueError('LightMultiScaleHead: BatchNorm needs more than 1 value per channel in '
                          f'training, got {count} per task')
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()  # statistics and normalisation in fp32, as autocast runs batch_norm
     var, mean = torch.var_mean(x, dim=1, unbiased=False)  # (T, C)
     weight = torch.stack([n.weight for n in norms])
     bias = torch.stack([n.bias for n in norms])
