@@ -6,7 +6,8 @@
 #   4. freeze that backbone and adapt it to all five tasks with VMT-Adapter; train the
 #      single-task fine-tuning and decoder-only baselines on the same budget,
 #   5. evaluate all of them, print the per-task table with Δm (vs single-task FT),
-#      write prediction panels.
+#      write prediction panels,
+#   6. profile inference cost versus the number of tasks (VMT, per-task Adapter, full FT).
 # Outputs: work_dirs/demo (DEMO_DIR=...). ITERS / UPSTREAM_ITERS / NUM shrink or grow the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,4 +84,10 @@ stamp "4. results (Δm vs single-task fine-tuning of the same upstream backbone)
 $PY tools/demo_report.py --baseline "single_task_ft=$DEMO_DIR/single_task_ft/metrics.json" \
     "${runs[@]}" "${params[@]}" --baselines-out "$DEMO_DIR/baselines_single_task.json" \
     --out "$DEMO_DIR/report.md"
-stamp "done: $DEMO_DIR (report.md, browse/, panels_vmt/, logs)"
+stamp "5. cost versus the number of tasks (Swin-T, 128 px, T = 1 2 4; tools/profile_tasks.py)"
+M=configs/_base_/models
+$PY tools/profile_tasks.py "$M/swin_t_mmseg_vmt.py" "$M/swin_t_mmseg_per_task_adapter.py" \
+    "$M/swin_t_mmseg_full_ft.py" --labels VMT PerTaskAdapter FullFT --num-tasks 1 2 4 \
+    --img-size 128 --mode infer --warmup 1 --repeats 5 --max-seconds 3 \
+    --out "$DEMO_DIR/profile" 2> "$DEMO_DIR/profile.log" | sed -n '/^| config/,/^$/p'
+stamp "done: $DEMO_DIR (report.md, browse/, panels_vmt/, profile/, logs)"

@@ -1,5 +1,5 @@
 # Shared settings of the README demo (tools/run_demo.sh): a small Swin on the synthetic scenes,
-# sized so the whole demo runs in ~6.5 minutes on 2 idle CPU cores.
+# sized so the whole demo runs in ~7 minutes on 2 idle CPU cores.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/schedules/adamw_cosine.py',
