@@ -9,7 +9,7 @@
 # Presets:
 #   full  (default on cuda) all six configs, T = 1 2 4 8 16, 448 px, batch 8, inference and
 #         training, plus the same at 224 px.
-#   cpu   (default on cpu; ~15 min on 2 idle cores) what a small CPU can afford:
+#   cpu   (default on cpu; ~7 min on 2 idle cores) what a small CPU can afford:
 #           count_448         FLOPs/params only, all six configs, 448 px, T = 1 16
 #           infer_448         VMT, VMT-Lite and full FT (same heads, no adapter) inference
 #                             at 448 px, T = 1 2 4 8 (+ backbone alone)
