@@ -397,3 +397,21 @@ def test_multitask_dense_model_trains(method):
         preds = model.test_step(copy.deepcopy(batch))
     assert preds[0].pred_semseg.data.shape == (1, 32, 32)
     assert (preds[0].pred_depth.data > 0).all()
+
+
+@pytest.mark.parametrize('method', [dict(type='ModulationAdapter', rank=2),
+                                    dict(type='DepthwiseSharing', gate=True)])
+def test_deepcopy_computes_with_the_copy(method):
+    """copy.deepcopy (EMA, model soups): the copy's convs use the copy's task parameters."""
+    bb = build(method=method)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in bb.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn(p.shape, generator=g))
+    clone = copy.deepcopy(bb)
+    out = clone(images())
+    sum(f.square().mean() for t in out for f in out[t]).backward()
+    for (n, p), q in zip(bb.named_parameters(), clone.parameters()):
+        assert p.grad is None, n
+        assert (q.grad is not None) == q.requires_grad, n
