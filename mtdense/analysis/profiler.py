@@ -404,16 +404,24 @@ def _maybe_compile(model: torch.nn.Module, s: Dict[str, Any]) -> None:
         model.forward = torch.compile(model.forward)
 
 
+def _random_images(s: Dict[str, Any]) -> torch.Tensor:
+    """A seeded normalised-image batch for a ``mode='tensor'`` forward, on the device and
+    in the memory format of the settings."""
+    size = s['img_size']
+    x = torch.randn(s['batch_size'], 3, size, size,
+                    generator=torch.Generator().manual_seed(s['seed'])).to(s['device'])
+    if s['channels_last']:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def _measure_infer(model, job, label, num_tasks, tasks) -> Dict[str, Any]:
     s = job['settings']
     dev, bs, size = s['device'], s['batch_size'], s['img_size']
     rec = _point_base(job, label, num_tasks, tasks, 'infer')
     model.eval()
     if s['infer_forward'] == 'tensor':
-        x = torch.randn(bs, 3, size, size, generator=torch.Generator().manual_seed(s['seed']))
-        x = x.to(dev)
-        if s['channels_last']:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = _random_images(s)
 
         def step():
             with torch.inference_mode(), _autocast(dev, s['bf16']):
@@ -602,12 +610,8 @@ def _run_backbone_alone(job: Dict[str, Any], model_cfg: Dict[str, Any]) -> Dict[
             rec['mode'] = 'count'
             _log(_describe(rec))
             return rec
-        if s['compile']:
-            wrapper.forward = torch.compile(wrapper.forward)
-        x = torch.randn(bs, 3, size, size, generator=torch.Generator().manual_seed(s['seed']))
-        x = x.to(dev)
-        if s['channels_last']:
-            x = x.contiguous(memory_format=torch.channels_last)
+        _maybe_compile(wrapper, s)
+        x = _random_images(s)
 
         def step():
             with torch.inference_mode(), _autocast(dev, s['bf16']):

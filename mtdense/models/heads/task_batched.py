@@ -34,7 +34,7 @@ def _plain_bn(norm: nn.Module) -> bool:
 
 def can_batch_heads(heads: Sequence[nn.Module]) -> bool:
     """True if ``heads`` are identical-layout ``LightMultiScaleHead`` s with a plain BN
-    (or no norm) and a parameter-free activation: the batched path applies."""
+    (or no norm) and a ReLU (or no activation): the batched path applies."""
     if not heads or any(type(h) is not LightMultiScaleHead for h in heads):
         return False
     ref = heads[0]
@@ -50,12 +50,9 @@ def can_batch_heads(heads: Sequence[nn.Module]) -> bool:
             n, r = h.fuse.norm, ref.fuse.norm
             if not _plain_bn(n) or n.eps != r.eps or n.momentum != r.momentum:
                 return False
-        if h.fuse.with_activation:
-            act = h.fuse.activate
-            if type(act) is not type(ref.fuse.activate) or any(True for _ in act.parameters()):
-                return False
-            if type(act) is not nn.ReLU:  # other activations may carry settings
-                return False
+        # other activations may carry parameters or settings
+        if h.fuse.with_activation and type(h.fuse.activate) is not nn.ReLU:
+            return False
     return True
 
 
