@@ -289,9 +289,17 @@ def inference_model(model: nn.Module, img: Union[ImageInput, Sequence[ImageInput
         pipelines[True] = build_inference_pipeline(cfg, from_array=True)
     if any(not isinstance(i, np.ndarray) for i in imgs):
         pipelines[False] = build_inference_pipeline(cfg, from_array=False)
-    batch = pseudo_collate([_prepare(im, k, pipelines) for k, im in enumerate(imgs)])
-    with torch.no_grad():
-        samples = model.test_step(batch)
+    prepared = [_prepare(im, k, pipelines) for k, im in enumerate(imgs)]
+    # One batch per network input size: padding images to a common size would make a
+    # prediction depend on its batch mates (the windowed backbone sees the padding).
+    groups: Dict[tuple, List[int]] = {}
+    for k, item in enumerate(prepared):
+        groups.setdefault(tuple(item['inputs'].shape), []).append(k)
     tasks = list(model.tasks)
-    results = [prediction_to_numpy(s, tasks) for s in samples]
+    results: List[Optional[Dict[str, np.ndarray]]] = [None] * len(prepared)
+    for idx in groups.values():
+        with torch.no_grad():
+            samples = model.test_step(pseudo_collate([prepared[k] for k in idx]))
+        for k, s in zip(idx, samples):
+            results[k] = prediction_to_numpy(s, tasks)
     return results[0] if single else results

@@ -43,12 +43,21 @@ class MultiTaskDataPreprocessor(BaseDataPreprocessor):
     Every sample's metainfo gets ``batch_input_shape`` (padded (H, W)),
     ``pad_shape`` (same) and ``img_shape`` if the pipeline did not set it.
 
+    Outside training, images of different sizes in one batch are an error: padding
+    them to the largest would make every prediction (and so every metric) depend on
+    the test batch size, because a windowed backbone sees the padding. Test
+    pipelines pad every image to one fixed size instead (``MTTestResize`` +
+    ``MTPad(size=...)``, or a fixed ``size`` here); ``allow_mixed_test_sizes=True``
+    accepts the dependence.
+
     Args:
         mean / std: per-channel normalisation in the input's channel order (RGB).
         size_divisor: pad the batch so H and W are multiples of this (None: no rounding).
         size: fixed (H, W) to pad every batch to; images larger than it raise.
         pad_val: padding value of the *normalised* image (0 = the mean colour).
         bgr_to_rgb: flip channel order first (inputs are RGB in mtdense, so False).
+        allow_mixed_test_sizes: accept test batches of differently sized images
+            (predictions then depend on the batch mates; see above).
         non_blocking: of host-to-device copies.
     """
 
@@ -56,7 +65,7 @@ class MultiTaskDataPreprocessor(BaseDataPreprocessor):
                  std: Sequence[Number] = (58.395, 57.12, 57.375),
                  size_divisor: Optional[int] = 32, size: Optional[Tuple[int, int]] = None,
                  pad_val: float = 0.0, bgr_to_rgb: bool = False,
-                 non_blocking: bool = False) -> None:
+                 allow_mixed_test_sizes: bool = False, non_blocking: bool = False) -> None:
         super().__init__(non_blocking=non_blocking)
         if len(mean) != 3 or len(std) != 3:
             raise ValueError(f'MultiTaskDataPreprocessor: mean and std need 3 values, got '
@@ -76,6 +85,7 @@ class MultiTaskDataPreprocessor(BaseDataPreprocessor):
         self.size = size
         self.pad_val = float(pad_val)
         self.bgr_to_rgb = bool(bgr_to_rgb)
+        self.allow_mixed_test_sizes = bool(allow_mixed_test_sizes)
 
     def _target_shape(self, shapes: List[Tuple[int, int]]) -> Tuple[int, int]:
         max_h = max(h for h, _ in shapes)
@@ -121,6 +131,18 @@ class MultiTaskDataPreprocessor(BaseDataPreprocessor):
             images.append(img)
             shapes.append((int(img.shape[1]), int(img.shape[2])))
 
+        if (not training and self.size is None and not self.allow_mixed_test_sizes
+                and len(set(shapes)) > 1):
+            paths = [s.metainfo.get('img_path') for s in data_samples] if data_samples else []
+            listed = ', '.join(f'{p or i}: {hw}' for i, (p, hw) in
+                               enumerate(zip(paths or [None] * len(shapes), shapes)))
+            raise ValueError(
+                'MultiTaskDataPreprocessor: a test batch holds images of different sizes '
+                f'(h, w) ({listed}); padding them to a common size would make each prediction '
+                'depend on its batch mates. Make the test pipeline give every image one size '
+                '(MTTestResize(scale=S) then MTPad(size=S)), pad to a fixed size here '
+                '(data_preprocessor.size), use test batch size 1, or set '
+                'data_preprocessor.allow_mixed_test_sizes=True to accept the dependence')
         out_h, out_w = self._target_shape(shapes)
         batch = torch.stack([
             F.pad(img, (0, out_w - w, 0, out_h - h), value=self.pad_val)

@@ -48,7 +48,8 @@ class MultiTaskDenseModel(BaseModel):
       unweighted value under ``<task>_unweighted`` (logged only). With
       uncertainty weighting also ``log_var_<task>``.
     * ``'predict'``: the data samples with ``pred_<task>`` at each sample's
-      ``ori_shape`` (the valid ``img_shape`` region is cropped from the padded
+      ``eval_shape`` (default ``ori_shape``; the network size under the ``'resized'``
+      evaluation protocol) (the valid ``img_shape`` region is cropped from the padded
       batch, un-flipped if the sample was flipped, resized bilinearly):
       seg tasks int64 labels (1, H, W) plus ``logits_<task>`` (C, H, W); saliency
       sigmoid probability (1, H, W); normals unit vectors (3, H, W); depth metres
@@ -329,7 +330,9 @@ class MultiTaskDenseModel(BaseModel):
         for i, sample in enumerate(data_samples):
             meta = sample.metainfo
             img_h, img_w = meta.get('img_shape', (in_h, in_w))[:2]
-            ori_h, ori_w = meta.get('ori_shape', (img_h, img_w))[:2]
+            # eval_shape: where the metric compares (MTTestResize's protocol); by default
+            # the original image size
+            ori_h, ori_w = meta.get('eval_shape', meta.get('ori_shape', (img_h, img_w)))[:2]
             if img_h > in_h or img_w > in_w:
                 raise ValueError(f'MultiTaskDenseModel: img_shape {(img_h, img_w)} of sample {i} '
                                  f'exceeds the batch input {(in_h, in_w)}')

@@ -89,17 +89,17 @@ def test_flip_prob_zero_records_no_flip():
 
 
 # ---------------------------------------------------------------- resize
-@pytest.mark.parametrize('scale', [(50, 37), (13, 9), (32, 24)])
+@pytest.mark.parametrize('scale', [(37, 50), (9, 13), (24, 32)])  # (h, w)
 def test_resize_labels_nearest_and_normals_unit(scale):
     res = make_results()
     src_values = {t: set(np.unique(res[f'gt_{t}']).tolist())
                   for t in ['semseg', 'human_parts', 'saliency']}
     out = MTResize(scale=scale, keep_ratio=False)(res)
-    assert out['img'].shape == (scale[1], scale[0], 3)
-    assert out['img_shape'] == (scale[1], scale[0])
-    assert out['scale_factor'] == pytest.approx((scale[0] / 32, scale[1] / 24))
+    assert out['img'].shape == (scale[0], scale[1], 3)
+    assert out['img_shape'] == (scale[0], scale[1])
+    assert out['scale_factor'] == pytest.approx((scale[1] / 32, scale[0] / 24))  # (w, h)
     for t, values in src_values.items():
-        assert out[f'gt_{t}'].shape == (scale[1], scale[0])
+        assert out[f'gt_{t}'].shape == (scale[0], scale[1])
         assert out[f'gt_{t}'].dtype == np.uint8
         assert set(np.unique(out[f'gt_{t}']).tolist()) <= values, t
     valid, err = unit_where_valid(out['gt_normals'])
@@ -114,7 +114,7 @@ def test_resize_keep_ratio_follows_mmcv_rule():
     assert out['gt_depth'].shape == out['img_shape']
 
 
-@pytest.mark.parametrize('size', [(12, 9), (50, 37), (57, 41)])
+@pytest.mark.parametrize('size', [(9, 12), (37, 50), (41, 57)])  # (h, w)
 def test_valid_aware_depth_resize_does_not_mix_in_zeros(size):
     h, w = 24, 32
     depth = np.zeros((h, w), np.float32)
@@ -125,10 +125,10 @@ def test_valid_aware_depth_resize_does_not_mix_in_zeros(size):
     assert out[valid].min() >= 4.0 - 1e-5 and out[valid].max() <= 5.0 + 1e-5
     # validity follows the source boundary (nearest neighbour on the mask)
     cols = np.where(valid.any(0))[0]
-    assert abs(cols[0] - size[0] / 2) <= 1
-    if size[0] > w:
+    assert abs(cols[0] - size[1] / 2) <= 1
+    if size[1] > w:
         # when upsampling, plain bilinear resizing *would* mix zeros into these pixels
-        naive = cv2.resize(depth, size, interpolation=cv2.INTER_LINEAR)
+        naive = cv2.resize(depth, size[::-1], interpolation=cv2.INTER_LINEAR)
         assert (naive[valid] < 4.0 - 1e-3).any()
 
 
@@ -136,7 +136,7 @@ def test_valid_aware_normals_resize_no_bleeding():
     h, w = 16, 16
     n = np.zeros((h, w, 3), np.float32)
     n[:, 8:] = [0.0, 0.6, 0.8]  # constant unit field on the right, invalid on the left
-    out = resize_map(n, 'normals', (27, 23))
+    out = resize_map(n, 'normals', (23, 27))
     valid = np.any(out != 0, -1)
     assert valid.any()
     np.testing.assert_allclose(out[valid], np.broadcast_to([0.0, 0.6, 0.8], out[valid].shape),
@@ -144,19 +144,19 @@ def test_valid_aware_normals_resize_no_bleeding():
 
 
 def test_random_resize_ratio_range_and_choice():
-    res = MTRandomResize(scale=(32, 24), ratio_range=(0.5, 2.0))(make_results())
+    res = MTRandomResize(scale=(24, 32), ratio_range=(0.5, 2.0))(make_results())
     h, w = res['img_shape']
     assert 12 <= h <= 48 and res['gt_semseg'].shape == (h, w) and 'scale' in res
-    res = MTRandomResize(scale=[(16, 12)])(make_results())
+    res = MTRandomResize(scale=[(12, 16)])(make_results())
     assert res['img_shape'] == (12, 16)
     with pytest.raises(ValueError, match='ratio_range'):
-        MTRandomResize(scale=(32, 24))
+        MTRandomResize(scale=(24, 32))
 
 
 def test_resize_before_annotations_touches_image_only():
     res = make_results()
     img_only = dict(img=res['img'], img_shape=(24, 32), ori_shape=(24, 32))
-    out = MTResize(scale=(16, 12), keep_ratio=False)(img_only)
+    out = MTResize(scale=(12, 16), keep_ratio=False)(img_only)
     assert out['img'].shape == (12, 16, 3) and 'task_fields' not in out
 
 
@@ -279,7 +279,7 @@ def test_pad_fills_invalid_values():
         assert (out[f'gt_{t}'][24:] == 255).all() and (out[f'gt_{t}'][:, 30:] == 255).all()
     assert (out['gt_depth'][24:] == 0).all() and (out['gt_normals'][:, 30:] == 0).all()
     np.testing.assert_array_equal(out['gt_semseg'][:24, :30], make_results(24, 30)['gt_semseg'])
-    out = MTPad(size=(40, 26), pad_val=7)(make_results(24, 30))
+    out = MTPad(size=(26, 40), pad_val=7)(make_results(24, 30))
     assert out['pad_shape'] == (26, 40) and (out['img'][25] == 7).all()
     with pytest.raises(ValueError, match='smaller'):
         MTPad(size=(16, 16))(make_results(24, 30))

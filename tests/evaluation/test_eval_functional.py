@@ -95,6 +95,23 @@ def test_saliency_image_mean_hand_computed():
     assert out['maxF'] == pytest.approx(200 / 3)
 
 
+def test_saliency_astmt_convention_scores_both_empty_precision_recall_zero():
+    """ASTMT-lineage code: P = tp / (tp + fp + 1e-12), so image C (both empty) gives P = R = 0."""
+    out = saliency_scores(SAL_PRED, SAL_GT, thresholds=SAL_THR, empty_pr=0)
+    pt = out['per_threshold']
+    np.testing.assert_allclose(pt['iou'], [2 / 3, 5 / 9, 4 / 9])  # IoU keeps 1 for C
+    # per image at (0.25, 0.5, 0.75): A P = (1, 1, 1), R = (1, 2/3, 1/3); B (no salient
+    # pixel, some predicted) P = R = 0; C (both empty) now P = R = 0; D skipped
+    np.testing.assert_allclose(pt['precision'], [1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(pt['recall'], [1 / 3, 2 / 9, 1 / 9])
+    f = [2 * (1 / 3) * r / (1 / 3 + r) for r in (1 / 3, 2 / 9, 1 / 9)]
+    np.testing.assert_allclose(pt['f'], f)
+    assert out['maxF'] == pytest.approx(100 / 3)
+    assert out['mIoU'] == pytest.approx(200 / 3)
+    with pytest.raises(ValueError, match='must be 1 or 0'):
+        saliency_scores(SAL_PRED, SAL_GT, empty_pr=0.5)
+
+
 def test_saliency_pixel_pooled_beta_switch():
     out = saliency_scores(SAL_PRED, SAL_GT, thresholds=SAL_THR, pooled_beta2=0.3)
     pt = out['per_threshold']

@@ -215,6 +215,27 @@ def test_task_selection_and_saliency_switch():
     assert res['saliency/mIoU'] == pytest.approx(ref['mIoU'])
 
 
+def test_saliency_protocol_astmt_and_eval_protocol_recorded():
+    arrs = [make_arrays(i)['saliency'] for i in (0, 1, 2)]
+    ref = saliency_scores([a[0][0] for a in arrs], [a[1][0] for a in arrs], empty_pr=0)
+    metric = run_metric(new_metric(tasks=['saliency'], saliency_protocol='astmt'), [0, 1, 2])
+    res = metric.compute_metrics(metric.results)
+    assert res['saliency/maxF'] == pytest.approx(ref['maxF'])
+    assert metric.eval_protocol == 'native'  # samples without the meta key: native
+    with pytest.raises(ValueError, match="saliency_protocol must be one of"):
+        MultiTaskMetric(saliency_protocol='ASTMT')
+
+
+def test_mixed_eval_protocols_are_an_error():
+    metric = new_metric(tasks=['depth'])
+    for i, protocol in enumerate(['native', 'resized']):
+        s = make_sample(i, tasks=['depth'])
+        s.set_metainfo(dict(eval_protocol=protocol))
+        metric.process({}, [s])
+    with pytest.raises(ValueError, match=r"mix evaluation protocols \['native', 'resized'\]"):
+        metric.compute_metrics(metric.results)
+
+
 def test_nan_to_zero_switch_changes_semseg_only_for_absent_classes():
     s = MultiTaskDataSample(metainfo=dict(img_path='x.png'))
     s.set_gt('semseg', torch.tensor([[[0, 0, 1]]]))

@@ -26,7 +26,7 @@ def fixed_batch(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('syn'))
     SyntheticDatasetWriter(root, num=4, height=48, width=64, seed=3, val_fraction=0.25).run()
     pipeline = [dict(type='LoadMultiTaskImage'), dict(type='LoadMultiTaskAnnotations'),
-                dict(type='MTResize', scale=(64, 48), keep_ratio=False),
+                dict(type='MTResize', scale=(48, 64), keep_ratio=False),
                 dict(type='PackMultiTaskInputs')]
     ds = DATASETS.build(dict(type='SyntheticMTDataset', data_root=root, split='train',
                              tasks=TASKS, pipeline=pipeline))

@@ -182,8 +182,24 @@ def test_tensor_mode_shapes():
         assert out.shape == (2, expected_c[t], 64, 64)
 
 
+# Mixed-size test batches are refused by default (batch-size dependence, see
+# test_preprocessor_refuses_mixed_test_sizes); the un-padding logic is tested with the opt-in.
+MIXED_OK = dict(data_preprocessor=dict(type='MultiTaskDataPreprocessor',
+                                       allow_mixed_test_sizes=True))
+
+
+def test_preprocessor_refuses_mixed_test_sizes():
+    pre = MODELS.build(dict(type='MultiTaskDataPreprocessor'))
+    data = make_batch(shapes=((40, 48), (32, 48)))
+    with pytest.raises(ValueError, match=r'different sizes .*img0.png: \(40, 48\).*MTPad'):
+        pre(copy.deepcopy(data), training=False)
+    assert pre(copy.deepcopy(data), training=True)['inputs'].shape[2:] == (64, 64)
+    same = make_batch(shapes=((40, 48), (40, 48)))
+    assert pre(same, training=False)['inputs'].shape[2:] == (64, 64)
+
+
 def test_predict_at_ori_shape_with_mixed_sizes():
-    model = make_model()
+    model = make_model(**MIXED_OK)
     model.eval()
     # Network-resolution sizes differ, ori shapes differ again (test-time resize).
     items = [make_sample(40, 56, seed=0, ori_shape=(80, 112)),
@@ -209,7 +225,7 @@ def test_predict_at_ori_shape_with_mixed_sizes():
 
 
 def test_val_step_and_predict_without_samples():
-    model = make_model(tasks=['semseg', 'saliency'])
+    model = make_model(tasks=['semseg', 'saliency'], **MIXED_OK)
     batch = make_batch(tasks=['semseg', 'saliency'], shapes=((40, 40), (32, 48)))
     results = model.val_step(batch)  # mmengine path: preprocessor (test mode) + predict
     assert [r.pred_semseg.data.shape for r in results] == [(1, 40, 40), (1, 32, 48)]

@@ -158,7 +158,7 @@ def test_browse_dataset_tool(synthetic_root, tmp_path):
             dict(type='LoadMultiTaskImage'), dict(type='LoadMultiTaskAnnotations'),
             dict(type='MTRandomRotate', prob=1.0, degree=20),
             dict(type='MTRandomCrop', crop_size=(24, 32)), dict(type='MTRandomFlip', prob=0.5),
-            dict(type='MTPad', size=(40, 32)), dict(type='PackMultiTaskInputs')]))))
+            dict(type='MTPad', size=(32, 40)), dict(type='PackMultiTaskInputs')]))))
     paths = tool.browse(cfg, str(tmp_path / 'train'), num=2, ncols=3, scale=2)
     assert len(paths) == 2
     for p in paths:

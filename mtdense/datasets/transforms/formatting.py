@@ -14,7 +14,8 @@ from .geometric import check_map, map_kind
 
 DEFAULT_META_KEYS: Tuple[str, ...] = ('img_path', 'img_id', 'sample_idx', 'ori_shape',
                                       'img_shape', 'pad_shape', 'scale_factor', 'flip',
-                                      'flip_direction', 'rotate_angle', 'tasks')
+                                      'flip_direction', 'rotate_angle', 'tasks',
+                                      'eval_protocol', 'eval_shape')
 
 
 def _default_meta(results: dict, key: str):
@@ -22,7 +23,9 @@ def _default_meta(results: dict, key: str):
     img_shape = tuple(results['img'].shape[:2])
     defaults = dict(img_shape=img_shape, pad_shape=results.get('img_shape', img_shape),
                     scale_factor=(1.0, 1.0), flip=False, flip_direction=None,
-                    rotate_angle=0.0, tasks=list(results.get('task_fields', [])))
+                    rotate_angle=0.0, tasks=list(results.get('task_fields', [])),
+                    eval_protocol='native',
+                    eval_shape=tuple(results.get('ori_shape', img_shape))[:2])
     if key not in defaults:
         raise KeyError(f'PackMultiTaskInputs: meta key {key!r} is not in the results '
                        f'({results.get("img_path", "unknown image")}); available keys: '

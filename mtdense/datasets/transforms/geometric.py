@@ -11,12 +11,16 @@ kind (:func:`map_kind`):
   vectors themselves are rotated/flipped with the image (camera frame: x right,
   y up, z towards the viewer); the all-zero vector = invalid fills.
 
-Size conventions follow the upstream transforms they mirror: ``MTResize`` and
-``MTPad`` take ``(w, h)`` like mmcv's ``Resize``/``Pad``; ``MTRandomCrop`` takes
-``(h, w)`` like mmseg's ``RandomCrop``. ``img_shape`` is always the ``(h, w)`` of
-the valid image content; ``MTPad`` records the padded ``(h, w)`` as ``pad_shape``
-and leaves ``img_shape`` unchanged, so predictions can be un-padded with
-``img_shape`` and resized back to ``ori_shape``.
+**Sizes are (h, w) everywhere** in mtdense: every ``scale``, ``crop_size`` and
+``size`` argument of these transforms, ``img_shape``, ``ori_shape``, ``pad_shape``,
+the data preprocessor's ``size`` and the arrays' own ``shape[:2]``. (Upstream mmcv's
+``Resize``/``Pad`` take (w, h) while mmseg's ``RandomCrop`` takes (h, w); mixing the
+two made a NYUD crop of (448, 576) meet a pad of (576, 448), so mtdense has one
+order.) With ``keep_ratio=True`` a resize scale is order-free (long edge <=
+``max(scale)``, short edge <= ``min(scale)``). ``img_shape`` is always the size of
+the valid image content; ``MTPad`` records the padded size as ``pad_shape`` and
+leaves ``img_shape`` unchanged, so predictions can be un-padded with ``img_shape``
+and resized back to ``ori_shape``.
 """
 from __future__ import annotations
 
@@ -106,14 +110,14 @@ def _renormalise(vec: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def resize_map(arr: np.ndarray, kind: str, size: Tuple[int, int]) -> np.ndarray:
-    """Resize a task map to ``size = (w, h)``.
+    """Resize a task map to ``size = (h, w)``.
 
     Labels use centre-aligned nearest neighbour (``INTER_NEAREST_EXACT``: the same
     pixel-centre convention as bilinear, unlike OpenCV's ``INTER_NEAREST``, which
     shifts labels by up to a pixel against the image). Depth and normals are
     resized valid-aware (see :func:`_valid_aware`).
     """
-    w, h = int(size[0]), int(size[1])
+    h, w = int(size[0]), int(size[1])
     if kind == 'label':
         return cv2.resize(arr, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
 
@@ -210,12 +214,12 @@ def _check_aligned(results: dict, where: str) -> None:
 
 
 def _resize_results(results: dict, new_size: Tuple[int, int]) -> None:
-    """Resize image and maps to ``new_size = (w, h)`` and update the meta."""
+    """Resize image and maps to ``new_size = (h, w)`` and update the meta."""
     img = results['img']
     h, w = img.shape[:2]
-    new_w, new_h = int(new_size[0]), int(new_size[1])
+    new_h, new_w = int(new_size[0]), int(new_size[1])
     if new_w < 1 or new_h < 1:
-        raise ValueError(f'resize target {(new_w, new_h)} (w, h) is empty for an image of '
+        raise ValueError(f'resize target (h, w) = {(new_h, new_w)} is empty for an image of '
                          f'(h, w) = {(h, w)}')
     # Maps of the same size as the image move with it; maps at another size (the
     # test pipeline resizes the image before loading annotations) are an error
@@ -224,7 +228,7 @@ def _resize_results(results: dict, new_size: Tuple[int, int]) -> None:
     results['img'] = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     for task, kind in _task_maps(results):
         key = f'gt_{task}'
-        results[key] = resize_map(results[key], kind, (new_w, new_h))
+        results[key] = resize_map(results[key], kind, (new_h, new_w))
     w_scale, h_scale = new_w / w, new_h / h
     # scale_factor maps the original image onto the current one (composed over
     # several resizes), so predictions can always be brought back to ori_shape.
@@ -233,13 +237,18 @@ def _resize_results(results: dict, new_size: Tuple[int, int]) -> None:
     results['img_shape'] = (new_h, new_w)
 
 
-def _target_size(img_hw: Tuple[int, int], scale: Tuple[int, int], keep_ratio: bool
-                 ) -> Tuple[int, int]:
-    """Output ``(w, h)`` for a ``scale = (w, h)`` request (mmcv rules)."""
+def target_size(img_hw: Tuple[int, int], scale: Tuple[int, int], keep_ratio: bool
+                ) -> Tuple[int, int]:
+    """Output ``(h, w)`` of resizing an ``img_hw`` image for a ``scale = (h, w)`` request.
+
+    ``keep_ratio``: mmcv's ``imrescale`` rule, long edge <= ``max(scale)`` and short
+    edge <= ``min(scale)`` (so the order of ``scale`` does not matter); otherwise
+    exactly ``scale``.
+    """
     h, w = img_hw
     if keep_ratio:
-        # mmcv.imrescale: long edge <= max(scale) and short edge <= min(scale).
-        return rescale_size((w, h), tuple(scale))
+        new_w, new_h = rescale_size((w, h), tuple(scale))
+        return int(new_h), int(new_w)
     return int(scale[0]), int(scale[1])
 
 
@@ -249,7 +258,8 @@ def _as_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(
             isinstance(v, (int, np.integer)) and v > 0 for v in value):
         return int(value[0]), int(value[1])
-    raise ValueError(f'{name} must be a positive int or a pair of positive ints, got {value!r}')
+    raise ValueError(f'{name} must be a positive int or a pair (h, w) of positive ints, '
+                     f'got {value!r}')
 
 
 @TRANSFORMS.register_module()
@@ -257,13 +267,13 @@ class MTResize(BaseTransform):
     """Resize the image and all task maps.
 
     Args:
-        scale: target ``(w, h)`` (an int means square). With ``keep_ratio`` the image
+        scale: target ``(h, w)`` (an int means square). With ``keep_ratio`` the image
             is rescaled so its long edge <= ``max(scale)`` and short edge <=
             ``min(scale)`` (mmcv's ``imrescale`` rule).
         keep_ratio: keep the aspect ratio.
 
     Updates ``img``, ``gt_<task>``, ``img_shape``, ``scale_factor`` (``(w, h)``
-    ratio of current to original size).
+    ratio of current to original size, mmcv's convention for that key).
     """
 
     def __init__(self, scale: Union[int, Tuple[int, int]], keep_ratio: bool = True) -> None:
@@ -272,7 +282,7 @@ class MTResize(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         img = _check_img(results, 'MTResize')
-        _resize_results(results, _target_size(img.shape[:2], self.scale, self.keep_ratio))
+        _resize_results(results, target_size(img.shape[:2], self.scale, self.keep_ratio))
         return results
 
     def __repr__(self) -> str:
@@ -284,8 +294,8 @@ class MTRandomResize(BaseTransform):
     """Resize to a random scale.
 
     Args:
-        scale: base ``(w, h)`` when ``ratio_range`` is given, else a list of
-            candidate ``(w, h)`` scales to choose from uniformly.
+        scale: base ``(h, w)`` when ``ratio_range`` is given, else a list of
+            candidate ``(h, w)`` scales to choose from uniformly.
         ratio_range: ``(lo, hi)``: the target is ``scale * r`` with ``r ~ U(lo, hi)``
             (mmseg's ``RandomResize(ratio_range=...)``).
         keep_ratio: keep the aspect ratio (see :class:`MTResize`).
@@ -313,15 +323,15 @@ class MTRandomResize(BaseTransform):
     def _random_scale(self) -> Tuple[int, int]:
         if self.ratio_range is not None:
             r = np.random.uniform(*self.ratio_range)
-            w, h = self.scales[0]
-            return max(1, int(w * r)), max(1, int(h * r))
+            h, w = self.scales[0]
+            return max(1, int(h * r)), max(1, int(w * r))
         return self.scales[np.random.randint(len(self.scales))]
 
     def transform(self, results: dict) -> dict:
         img = _check_img(results, 'MTRandomResize')
         scale = self._random_scale()
         results['scale'] = scale
-        _resize_results(results, _target_size(img.shape[:2], scale, self.keep_ratio))
+        _resize_results(results, target_size(img.shape[:2], scale, self.keep_ratio))
         return results
 
     def __repr__(self) -> str:
@@ -436,12 +446,17 @@ class MTRandomFlip(BaseTransform):
 
 @TRANSFORMS.register_module()
 class MTRandomRotate(BaseTransform):
-    """Rotate image and maps by a random angle with probability ``prob``.
+    """Rotate (and optionally zoom) image and maps by a random angle with probability ``prob``.
 
     A positive angle rotates the content counter-clockwise on screen (OpenCV's
     convention); normal vectors are rotated by the same angle about the camera z
     axis (:func:`rotate_normals`). Regions rotated in from outside the image are
     ``pad_val`` in the image and invalid in every map.
+
+    With ``zoom`` the same affine map also scales the content about the centre by
+    ``s ~ U(lo, hi)`` on an unchanged canvas (the ASTMT / MTLoRA "ScaleNRotate"
+    augmentation); depth is divided by ``s``, since content magnified ``s`` times
+    looks ``s`` times closer.
 
     Args:
         prob: probability of rotating.
@@ -450,14 +465,18 @@ class MTRandomRotate(BaseTransform):
         pad_val: image fill value.
         seg_pad_val: label fill value.
         center: rotation centre ``(x, y)`` in pixels; default the image centre.
-        auto_bound: enlarge the canvas so the whole rotated image fits.
+        auto_bound: enlarge the canvas so the whole rotated image fits (not with
+            ``zoom``).
+        zoom: ``(lo, hi)`` range of the zoom factor, or None (no zoom).
 
-    Records ``rotate_angle`` (degrees, 0.0 when not rotated) and ``img_shape``.
+    Records ``rotate_angle`` (degrees, 0.0 when not rotated), ``zoom`` (1.0 when
+    not zoomed) and ``img_shape``.
     """
 
     def __init__(self, prob: float, degree: Union[float, Tuple[float, float]],
                  pad_val: float = 0, seg_pad_val: int = IGNORE_INDEX,
-                 center: Optional[Tuple[float, float]] = None, auto_bound: bool = False) -> None:
+                 center: Optional[Tuple[float, float]] = None, auto_bound: bool = False,
+                 zoom: Optional[Tuple[float, float]] = None) -> None:
         if not 0 <= prob <= 1:
             raise ValueError(f'MTRandomRotate.prob must be in [0, 1], got {prob}')
         if isinstance(degree, (int, float)):
@@ -466,23 +485,36 @@ class MTRandomRotate(BaseTransform):
             degree = (-float(degree), float(degree))
         elif len(degree) != 2 or degree[0] > degree[1]:
             raise ValueError(f'MTRandomRotate.degree must be a number or (lo, hi), got {degree}')
+        if zoom is not None:
+            if (not isinstance(zoom, (tuple, list)) or len(zoom) != 2
+                    or not 0 < float(zoom[0]) <= float(zoom[1])):
+                raise ValueError(f'MTRandomRotate.zoom must be (lo, hi) with 0 < lo <= hi, '
+                                 f'got {zoom!r}')
+            if auto_bound:
+                raise ValueError('MTRandomRotate: zoom and auto_bound cannot be combined (zoom '
+                                 'keeps the canvas, auto_bound grows it)')
+            zoom = (float(zoom[0]), float(zoom[1]))
         self.prob = prob
         self.degree = (float(degree[0]), float(degree[1]))
         self.pad_val = pad_val
         self.seg_pad_val = seg_pad_val
         self.center = center
         self.auto_bound = auto_bound
+        self.zoom = zoom
 
     @cache_randomness
-    def _random_angle(self) -> Optional[float]:
+    def _random_params(self) -> Optional[Tuple[float, float]]:
         if np.random.rand() >= self.prob:
             return None
-        return float(np.random.uniform(*self.degree))
+        angle = float(np.random.uniform(*self.degree))
+        zoom = float(np.random.uniform(*self.zoom)) if self.zoom is not None else 1.0
+        return angle, zoom
 
-    def _matrix(self, hw: Tuple[int, int], angle: float) -> Tuple[np.ndarray, Tuple[int, int]]:
+    def _matrix(self, hw: Tuple[int, int], angle: float, zoom: float
+                ) -> Tuple[np.ndarray, Tuple[int, int]]:
         h, w = hw
         center = self.center if self.center is not None else ((w - 1) * 0.5, (h - 1) * 0.5)
-        matrix = cv2.getRotationMatrix2D(tuple(float(c) for c in center), angle, 1.0)
+        matrix = cv2.getRotationMatrix2D(tuple(float(c) for c in center), angle, zoom)
         if not self.auto_bound:
             return matrix, (w, h)
         cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
@@ -494,12 +526,14 @@ class MTRandomRotate(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         img = _check_img(results, 'MTRandomRotate')
-        angle = self._random_angle()
-        if angle is None:
+        params = self._random_params()
+        if params is None:
             results.setdefault('rotate_angle', 0.0)
+            results.setdefault('zoom', 1.0)
             return results
+        angle, zoom = params
         _check_aligned(results, 'MTRandomRotate')
-        matrix, size = self._matrix(img.shape[:2], angle)
+        matrix, size = self._matrix(img.shape[:2], angle, zoom)
         border = self.pad_val if isinstance(self.pad_val, (int, float)) else tuple(self.pad_val)
         results['img'] = cv2.warpAffine(img, matrix, size, flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_CONSTANT, borderValue=border)
@@ -508,15 +542,18 @@ class MTRandomRotate(BaseTransform):
             out = warp_map(results[key], kind, matrix, size, self.seg_pad_val)
             if kind == 'normals':
                 out = rotate_normals(out, angle)
+            elif kind == 'depth' and zoom != 1.0:
+                out = out / np.float32(zoom)  # invalid pixels stay 0
             results[key] = out
         results['rotate_angle'] = float(results.get('rotate_angle', 0.0)) + angle
+        results['zoom'] = float(results.get('zoom', 1.0)) * zoom
         results['img_shape'] = results['img'].shape[:2]
         return results
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(prob={self.prob}, degree={self.degree}, '
                 f'pad_val={self.pad_val}, seg_pad_val={self.seg_pad_val}, '
-                f'center={self.center}, auto_bound={self.auto_bound})')
+                f'center={self.center}, auto_bound={self.auto_bound}, zoom={self.zoom})')
 
 
 @TRANSFORMS.register_module()
@@ -527,7 +564,7 @@ class MTPad(BaseTransform):
     the zero vector, i.e. padding is always invalid ground truth.
 
     Args:
-        size: fixed output ``(w, h)``; the input must not be larger.
+        size: fixed output ``(h, w)``; the input must not be larger.
         size_divisor: pad each side up to a multiple of this.
         pad_val: image fill value.
         seg_pad_val: label fill value.
@@ -552,10 +589,12 @@ class MTPad(BaseTransform):
     def _padded_hw(self, hw: Tuple[int, int]) -> Tuple[int, int]:
         h, w = hw
         if self.size is not None:
-            pw, ph = self.size
+            ph, pw = self.size
             if ph < h or pw < w:
-                raise ValueError(f'MTPad(size={self.size} (w, h)) is smaller than the image '
-                                 f'(h, w) = {(h, w)}; crop or resize first')
+                raise ValueError(f'MTPad(size={self.size}) is smaller than the image: sizes in '
+                                 f'mtdense transforms are (h, w) and the image is (h, w) = '
+                                 f'{(h, w)}; crop or resize it first, or check the order of '
+                                 f'the size (a (w, h) size from mmcv configs must be swapped)')
             return ph, pw
         d = self.size_divisor
         return int(math.ceil(h / d)) * d, int(math.ceil(w / d)) * d
@@ -589,4 +628,4 @@ class MTPad(BaseTransform):
 
 __all__: List[str] = ['MTResize', 'MTRandomResize', 'MTRandomCrop', 'MTRandomFlip',
                       'MTRandomRotate', 'MTPad', 'map_kind', 'check_map', 'resize_map',
-                      'warp_map', 'flip_map', 'rotate_normals', 'fill_value']
+                      'warp_map', 'flip_map', 'rotate_normals', 'fill_value', 'target_size']

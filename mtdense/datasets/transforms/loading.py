@@ -15,7 +15,7 @@ from mtdense.datasets import io as mtio
 from mtdense.registry import TRANSFORMS
 from mtdense.tasks import check_tasks
 
-from .geometric import check_map, map_kind
+from .geometric import check_map, map_kind, resize_map
 
 
 @TRANSFORMS.register_module()
@@ -76,7 +76,9 @@ class LoadMultiTaskAnnotations(BaseTransform):
     Adds ``gt_<task>`` (conventions in :mod:`mtdense.tasks`) and appends the tasks
     to ``task_fields``. Every map must have the image's *original* size
     (``ori_shape``), so this may run after the image was resized (test pipeline:
-    ground truth stays at the original resolution).
+    ground truth stays at the original resolution). Under the ``'resized'``
+    evaluation protocol (set by ``MTTestResize``) every map is then resized to the
+    sample's ``eval_shape`` with its task's resampling rule.
 
     Args:
         tasks: tasks to load; ``None`` loads every task in ``ann_info``. A task that
@@ -122,6 +124,8 @@ class LoadMultiTaskAnnotations(BaseTransform):
                 raise ValueError(f'{path}: task {task!r} map has size (h, w) = {got_hw}, '
                                  f'expected {expected_hw} (the original size of image '
                                  f'{img_path})')
+            if results.get('eval_protocol', 'native') == 'resized':
+                arr = resize_map(arr, kind, tuple(results['eval_shape'][:2]))
             results[f'gt_{task}'] = arr
             if task not in fields:
                 fields.append(task)

@@ -24,7 +24,10 @@ class SaliencyStats:
     * IoU = TP / (TP + FP + FN), precision = TP / (TP + FP), recall = TP / (TP + FN);
     * a 0/0 ratio is **1** when prediction and ground truth are both empty (a perfect
       answer) and **0** otherwise (e.g. nothing predicted on a salient image gives
-      precision 0 and recall 0);
+      precision 0 and recall 0). ``empty_pr=0`` scores the precision and recall of
+      the both-empty case 0 instead (IoU stays 1): the ASTMT-lineage evaluation code
+      (ASTMT, MTI-Net, MTLoRA, ...) computes ``tp / (tp + fp + 1e-12)``, so its
+      published maxF is comparable only under this convention;
     * images without any non-ignored pixel contribute nothing (not even to the count).
 
     The image means IoU̅(τ), P̄(τ), R̄(τ) give ``mIoU = max_τ IoU̅(τ)`` and
@@ -38,15 +41,19 @@ class SaliencyStats:
     kind = 'binary'
 
     def __init__(self, thresholds: Optional[Sequence[float]] = None, ignore_index: int = 255,
-                 pooled_beta2: Optional[float] = None) -> None:
+                 pooled_beta2: Optional[float] = None, empty_pr: float = 1.0) -> None:
         thr = default_saliency_thresholds() if thresholds is None else np.asarray(
             thresholds, dtype=np.float64)
         if thr.ndim != 1 or thr.size == 0:
             raise ValueError(f'thresholds must be a non-empty 1-D sequence, got {thresholds!r}')
         if pooled_beta2 is not None and not pooled_beta2 > 0:
             raise ValueError(f'pooled_beta2 must be > 0 or None, got {pooled_beta2!r}')
+        if empty_pr not in (0, 1):
+            raise ValueError(f'empty_pr (precision/recall when prediction and ground truth are '
+                             f'both empty) must be 1 or 0, got {empty_pr!r}')
         self.thresholds = thr
         self.ignore_index = ignore_index
+        self.empty_pr = float(empty_pr)
         self.pooled_beta2 = pooled_beta2
         n = thr.size
         self.num_images = 0
@@ -81,8 +88,9 @@ class SaliencyStats:
         fn = int(g.sum()) - tp
         both_empty = (tp + fp + fn) == 0
         self.sum_iou += safe_ratio(tp, tp + fp + fn, both_empty)
-        self.sum_precision += safe_ratio(tp, tp + fp, both_empty)
-        self.sum_recall += safe_ratio(tp, tp + fn, both_empty)
+        pr_empty = both_empty if self.empty_pr else np.zeros_like(both_empty)
+        self.sum_precision += safe_ratio(tp, tp + fp, pr_empty)
+        self.sum_recall += safe_ratio(tp, tp + fn, pr_empty)
         self.tp += tp
         self.fp += fp
         self.fn += fn
@@ -142,7 +150,8 @@ class SaliencyStats:
 
 def saliency_scores(preds: ArrayOrList, gts: ArrayOrList,
                     thresholds: Optional[Sequence[float]] = None, ignore_index: int = 255,
-                    pooled_beta2: Optional[float] = None) -> Dict[str, Any]:
+                    pooled_beta2: Optional[float] = None, empty_pr: float = 1.0
+                    ) -> Dict[str, Any]:
     """Saliency ``mIoU`` and ``maxF`` (percent), see :class:`SaliencyStats`.
 
     Args:
@@ -151,11 +160,13 @@ def saliency_scores(preds: ArrayOrList, gts: ArrayOrList,
         thresholds: defaults to ``linspace(0.2, 0.9, 15)``.
         pooled_beta2: None: maxF from image-mean P̄, R̄ with β = 1 (default);
             a number (e.g. 0.3): pixel-pooled F_β.
+        empty_pr: precision and recall of a both-empty image (1, or 0 as ASTMT).
 
     Returns:
         ``{'mIoU', 'maxF', 'per_threshold': {...arrays}}``.
     """
-    stats = SaliencyStats(thresholds, ignore_index=ignore_index, pooled_beta2=pooled_beta2)
+    stats = SaliencyStats(thresholds, ignore_index=ignore_index, pooled_beta2=pooled_beta2,
+                          empty_pr=empty_pr)
     for p, g in iter_pairs(preds, gts, image_ndim=2, what='saliency_scores'):
         stats.update(p, g)
     out: Dict[str, Any] = dict(stats.compute())

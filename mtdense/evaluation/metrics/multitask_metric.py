@@ -21,6 +21,11 @@ from ..functional._utils import to_numpy
 
 Stats = Union[SegStats, SaliencyStats, NormalsStats, DepthStats]
 
+#: saliency_protocol -> precision/recall of an image whose prediction and GT are both empty
+SALIENCY_PROTOCOLS: Dict[str, float] = {'mtdense': 1.0, 'astmt': 0.0}
+#: record key of a sample's evaluation protocol (not a task name)
+_PROTOCOL_KEY = '_eval_protocol'
+
 # Metrics in the ground truth's unit rather than percent/degrees: printed with more digits.
 _FINE_METRICS = {'depth': ('rmse', 'log_rmse', 'abs_rel')}
 
@@ -56,6 +61,10 @@ class MultiTaskMetric(BaseMetric):
             multi-task convention, default); False: mmseg's nanmean.
         saliency_beta_switch: False (default): saliency maxF from image-mean precision
             and recall with β = 1; True: pixel-pooled F_β with β² = 0.3.
+        saliency_protocol: ``'mtdense'`` (default): an image whose prediction and
+            ground truth are both empty scores precision = recall = 1; ``'astmt'``:
+            0, as the ASTMT-lineage code (ASTMT, MTI-Net, MTLoRA) computes them — use
+            it to compare saliency maxF with their published rows.
         ignore_index: ignored label value of seg/saliency ground truth.
         normals_bin_width: angle histogram bin (degrees) for the normals median.
         depth_min_pred: clamp of depth predictions before logs and ratios.
@@ -69,6 +78,7 @@ class MultiTaskMetric(BaseMetric):
                  num_classes: Optional[Mapping[str, int]] = None,
                  nan_to_zero: bool = True,
                  saliency_beta_switch: bool = False,
+                 saliency_protocol: str = 'mtdense',
                  ignore_index: int = IGNORE_INDEX,
                  normals_bin_width: float = 0.01,
                  depth_min_pred: float = 1e-3,
@@ -99,6 +109,12 @@ class MultiTaskMetric(BaseMetric):
         self.num_classes = dict(num_classes or {})
         self.nan_to_zero = nan_to_zero
         self.saliency_beta_switch = saliency_beta_switch
+        if saliency_protocol not in SALIENCY_PROTOCOLS:
+            raise ValueError(f'MultiTaskMetric.saliency_protocol must be one of '
+                             f'{list(SALIENCY_PROTOCOLS)}, got {saliency_protocol!r}')
+        self.saliency_protocol = saliency_protocol
+        #: evaluation protocol of the samples of the last ``compute_metrics`` (MTTestResize)
+        self.eval_protocol: Optional[str] = None
         self.ignore_index = ignore_index
         self.normals_bin_width = normals_bin_width
         self.depth_min_pred = depth_min_pred
@@ -135,7 +151,8 @@ class MultiTaskMetric(BaseMetric):
                             nan_to_zero=self.nan_to_zero)
         if kind == 'binary':
             return SaliencyStats(ignore_index=self.ignore_index,
-                                 pooled_beta2=0.3 if self.saliency_beta_switch else None)
+                                 pooled_beta2=0.3 if self.saliency_beta_switch else None,
+                                 empty_pr=SALIENCY_PROTOCOLS[self.saliency_protocol])
         if kind == 'normals':
             return NormalsStats(bin_width=self.normals_bin_width)
         if kind == 'depth':
@@ -183,11 +200,19 @@ class MultiTaskMetric(BaseMetric):
                 except (ValueError, TypeError) as e:
                     raise type(e)(f'{where}, task {task!r}: {e}') from e
                 record[task] = stats.state_dict()
+            record[_PROTOCOL_KEY] = _metainfo(sample).get('eval_protocol', 'native')
             self.results.append(record)
 
     # ------------------------------------------------------------------ compute
     def compute_metrics(self, results: List[Dict[str, Dict[str, Any]]]) -> Dict[str, float]:
         """Sum the per-sample records and compute every task's metrics (+ Δm)."""
+        protocols = sorted({rec.get(_PROTOCOL_KEY, 'native') for rec in results})
+        if len(protocols) > 1:
+            raise ValueError(f'MultiTaskMetric: the evaluated samples mix evaluation protocols '
+                             f'{protocols} (MTTestResize.protocol); metrics of one split must '
+                             'use one protocol')
+        self.eval_protocol = protocols[0] if protocols else None
+        results = [{k: v for k, v in rec.items() if k != _PROTOCOL_KEY} for rec in results]
         order = list(self.tasks or [])
         for rec in results:
             order.extend(t for t in rec if t not in order)
@@ -226,6 +251,9 @@ class MultiTaskMetric(BaseMetric):
                                        stats.iou()):
                         t.add_row([name, '-' if math.isnan(v) else f'{v:.2f}'])
                     lines.append(t.get_string())
+        lines.append(f'evaluation protocol: {self.eval_protocol or "native"} (ground truth '
+                     f'{"resized to the network input" if self.eval_protocol == "resized" else "at its original resolution"}); '
+                     f'saliency protocol: {self.saliency_protocol}')
         lines.append(format_table(metrics))
         if gains is not None:
             t = PrettyTable(['task', 'metric', 'value', 'baseline', 'gain %'])
@@ -238,6 +266,14 @@ class MultiTaskMetric(BaseMetric):
             lines.append(t.get_string())
             lines.append(f'baselines: {self.baselines.source}')
         print_log('\n' + '\n'.join(lines), logger='current')
+
+
+def _metainfo(sample: Any) -> Mapping[str, Any]:
+    """Metainfo of a data sample (data element or dict)."""
+    meta = getattr(sample, 'metainfo', None)
+    if meta is None and isinstance(sample, Mapping):
+        meta = sample.get('metainfo', sample)
+    return meta or {}
 
 
 def _field_data(sample: Any, key: str, where: str) -> np.ndarray:
