@@ -11,10 +11,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
-from PIL import Image
-from scipy.io import savemat
 
 H, W = 24, 32
 
@@ -24,63 +21,10 @@ SYNTH_SPLITS = {'train': ['000000', '000001'], 'val': ['000002']}
 
 
 # ----------------------------------------------------------------------------- writers
-def _mkdir_for(path: str) -> str:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return path
-
-
-def write_rgb(path: str, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 image (.jpg or .png) with OpenCV."""
-    assert cv2.imwrite(_mkdir_for(path), np.ascontiguousarray(rgb[..., ::-1]))
-
-
-def write_gray_png(path: str, arr: np.ndarray) -> None:
-    assert cv2.imwrite(_mkdir_for(path), np.ascontiguousarray(arr))
-
-
-def write_palette_png(path: str, labels: np.ndarray, palette: Sequence[Sequence[int]]) -> None:
-    """Write a palette ("P" mode) PNG like the PASCAL VOC annotations."""
-    im = Image.fromarray(labels.astype(np.uint8), mode='P')
-    flat = [v for c in palette for v in c]
-    im.putpalette(flat + [0] * (768 - len(flat)))
-    im.save(_mkdir_for(path))
-
-
-def _struct_array(records: List[Dict[str, Any]], fields: Sequence[str]) -> np.ndarray:
-    """A 1 x N MATLAB struct array (as scipy.io.savemat writes numpy record arrays)."""
-    arr = np.empty((1, len(records)), dtype=[(f, object) for f in fields])
-    for i, r in enumerate(records):
-        for f in fields:
-            arr[0, i][f] = r[f]
-    return arr
-
-
-def write_pascal_part_mat(path: str, imname: str, objects: List[Dict[str, Any]]) -> None:
-    """Pascal-Part ``anno`` file: objects of dict(cls, class_ind, mask, parts=[(name, mask)]).
-
-    Reproduces the release's nesting: ``anno`` (1x1 struct: imname, objects),
-    ``objects`` 1xN struct (class, class_ind, mask, parts), ``parts`` 1xM struct
-    (part_name, mask), or an empty ``[]`` for objects without parts.
-    """
-    objs = []
-    for o in objects:
-        parts = o.get('parts') or []
-        part_arr = (_struct_array([dict(part_name=n, mask=m.astype(np.uint8)) for n, m in parts],
-                                  ['part_name', 'mask']) if parts else np.zeros((0, 0)))
-        objs.append({'class': o['cls'], 'class_ind': np.array([[o['class_ind']]], np.float64),
-                     'mask': o['mask'].astype(np.uint8), 'parts': part_arr})
-    obj_arr = (_struct_array(objs, ['class', 'class_ind', 'mask', 'parts']) if objs
-               else np.zeros((0, 0)))
-    savemat(_mkdir_for(path), {'anno': {'imname': imname, 'objects': obj_arr}})
-
-
-def write_labelmap_mat(path: str, labelmap: np.ndarray) -> None:
-    savemat(_mkdir_for(path), {'LabelMap': labelmap.astype(np.uint16)})
-
-
-def encode_normals_png(n: np.ndarray) -> np.ndarray:
-    """Unit normals -> RGB uint8 the way the distilled PNGs store them."""
-    return np.clip(np.round((n + 1.0) * 127.5), 0, 255).astype(np.uint8)
+# The release-format writers live in the package (the synthetic release layouts use them).
+from mtdense.datasets.synthetic.release_layouts import (  # noqa: E402,F401
+    _mkdir_for, encode_normals_png, write_gray_png, write_labelmap_mat, write_palette_png,
+    write_pascal_part_mat, write_rgb)
 
 
 def random_unit_normals(rng: np.random.Generator, h: int = H, w: int = W) -> np.ndarray:
