@@ -15,7 +15,6 @@ import argparse
 import copy
 import os
 import os.path as osp
-import re
 import sys
 from typing import List, Optional
 
@@ -50,7 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file not found: {path}')
 
-    from mtdense.engine.checkpoint import safe_load
+    from mtdense.engine.checkpoint import load_model_state, model_state_from_checkpoint, safe_load
     from mtdense.engine.peft_export import export_peft
     from mtdense.registry import MODELS
     from mtdense.utils import register_all_modules
@@ -68,17 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     model = MODELS.build(model_cfg)
 
     ckpt = safe_load(args.checkpoint)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f'{args.checkpoint}: expected a checkpoint with a "state_dict" of '
-                         f'tensors (or a plain state dict)')
-    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise KeyError(f'{args.checkpoint} does not match the model built from {args.config}: '
-                       f'missing {result.missing_keys[:8]} ({len(result.missing_keys)}), '
-                       f'unexpected {result.unexpected_keys[:8]} '
-                       f'({len(result.unexpected_keys)}); pass the config it was trained with')
+    state = model_state_from_checkpoint(ckpt, args.checkpoint)
+    load_model_state(model, state, f'{args.checkpoint} (config {args.config})', strict=True)
     meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
     summary = export_peft(model, args.out, backbone_cfg=backbone_cfg, extra_metadata=dict(
         config=osp.basename(args.config), source_checkpoint=osp.basename(args.checkpoint),

@@ -1,7 +1,13 @@
 """Evaluate a multi-task checkpoint: per-task table, metrics JSON, optional panels.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out metrics.json]
-                         [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+                         [--show-dir DIR] [--eval-protocol native|resized]
+                         [--saliency-protocol mtdense|astmt] [--non-strict]
+                         [--cfg-options k=v ...] [--launcher ...]
+
+The checkpoint must match the model of CONFIG exactly (keys and shapes; --non-strict
+loads the matching keys only). It holds every weight, so the config's pretrained
+backbone file is not read (it need not exist).
 """
 import argparse
 import json
@@ -11,10 +17,12 @@ import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
-from mmengine.runner import Runner
-
 from mtdense.apis import dataset_meta_from_config, fill_num_classes
+from mtdense.engine.checkpoint import CheckpointMismatchError
+from mtdense.engine.config_tools import (drop_pretrained_paths, eval_protocol_of,
+                                         set_eval_protocol, set_saliency_protocol)
 from mtdense.engine.launch import prepare_launcher
+from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
 
 
@@ -26,6 +34,18 @@ def parse_args():
     parser.add_argument('--out', help='metrics JSON path (default: WORK_DIR/metrics.json)')
     parser.add_argument('--show-dir', help='write image/GT/prediction panels to this directory')
     parser.add_argument('--show-num', type=int, default=8, help='panels to write with --show-dir')
+    parser.add_argument('--eval-protocol', choices=['native', 'resized'],
+                        help="where metrics are computed: 'native' (ground truth at its original "
+                        "resolution) or 'resized' (ground truth resized to the network input, as "
+                        'the MTLoRA / Polyhistor tables); default: the config\'s MTTestResize')
+    parser.add_argument('--saliency-protocol', choices=['mtdense', 'astmt'],
+                        help="saliency precision/recall of an image whose prediction and ground "
+                        "truth are both empty: 1 ('mtdense', default) or 0 ('astmt', as the "
+                        'ASTMT-lineage code behind published tables)')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='load only the checkpoint keys that match the model (default: any '
+                        'missing, unexpected or mis-shaped key is an error); the pretrained '
+                        'backbone file of the config is then read for the rest')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -59,6 +79,15 @@ def main():
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    cfg.load_strict = not args.non_strict
+    if cfg.load_strict:
+        dropped = drop_pretrained_paths(cfg.model)
+        if dropped:
+            print(f'tools/test.py: the checkpoint holds every weight; not reading {dropped}')
+    if args.eval_protocol is not None:
+        set_eval_protocol(cfg, args.eval_protocol)
+    if args.saliency_protocol is not None:
+        set_saliency_protocol(cfg, args.saliency_protocol)
     if args.show_dir:
         cfg.setdefault('custom_hooks', [])
         cfg.custom_hooks.append(dict(type='MultiTaskVisualizationHook', out_dir=args.show_dir,
@@ -68,8 +97,11 @@ def main():
         fill_num_classes(cfg, dataset_meta_from_config(cfg))
     prepare_launcher(cfg, args.launcher)
 
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    runner = build_runner(cfg)
+    try:
+        metrics = runner.test()
+    except CheckpointMismatchError as e:
+        sys.exit(f'tools/test.py: error: {e}')
 
     if get_rank() == 0:
         from mtdense.evaluation import format_table
@@ -77,7 +109,11 @@ def main():
         out = args.out or osp.join(cfg.work_dir, 'metrics.json')
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         with open(out, 'w') as f:
+            evaluator = cfg.get('test_evaluator', {})
             json.dump(dict(config=args.config, checkpoint=args.checkpoint,
+                           protocol=dict(eval_protocol=eval_protocol_of(cfg),
+                                         saliency_protocol=evaluator.get('saliency_protocol',
+                                                                         'mtdense')),
                            metrics={k: float(v) for k, v in metrics.items()}), f, indent=2)
         print(f'metrics written to {out}')
 

@@ -1,7 +1,13 @@
 """Train a multi-task dense model (mmseg conventions).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+                          [--auto-scale-lr] [--non-strict]
                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
+
+``load_from`` and ``--resume`` checkpoints must match the model exactly (--non-strict
+loads the matching keys of a ``load_from`` checkpoint only). Configs of a published
+protocol fix the total batch (``auto_scale_lr.base_batch_size``): another
+per-process batch x number of processes is refused unless --auto-scale-lr.
 """
 import argparse
 import os
@@ -9,10 +15,11 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
-
 from mtdense.apis import dataset_meta_from_config, fill_num_classes
-from mtdense.engine.launch import prepare_launcher
+from mtdense.engine.checkpoint import CheckpointMismatchError
+from mtdense.engine.config_tools import check_total_batch
+from mtdense.engine.launch import launch_world_size, prepare_launcher
+from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
 
 
@@ -24,6 +31,11 @@ def parse_args():
                         help='resume from CKPT, or (no value) from the latest checkpoint in '
                         'the work dir')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='accept a total batch other than the schedule\'s and scale the '
+                        'learning rate linearly to it (mmengine auto_scale_lr)')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='load_from: load only the checkpoint keys that match the model')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -63,6 +75,12 @@ def main():
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
 
+    cfg.load_strict = not args.non_strict
+    if args.auto_scale_lr:
+        if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
+            raise ValueError(f'--auto-scale-lr: {args.config} sets no '
+                             'auto_scale_lr.base_batch_size (the batch its lr is for)')
+        cfg.auto_scale_lr.enable = True
     if cfg.get('load_from') and osp.isfile(cfg.load_from):
         # fail before building anything if the file would unpickle arbitrary objects
         from mtdense.engine.checkpoint import UnsafeCheckpointError, check_checkpoint_safe
@@ -75,8 +93,12 @@ def main():
         # e.g. semseg classes of the synthetic data live in its meta.json
         fill_num_classes(cfg, dataset_meta_from_config(cfg))
     prepare_launcher(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    check_total_batch(cfg, launch_world_size(args.launcher))
+    runner = build_runner(cfg)
+    try:
+        runner.train()
+    except CheckpointMismatchError as e:
+        sys.exit(f'tools/train.py: error: {e}')
 
 
 if __name__ == '__main__':

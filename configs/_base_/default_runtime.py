@@ -1,5 +1,7 @@
 # Runtime shared by all mtdense experiments (mmengine Runner arguments).
 default_scope = 'mtdense'
+# strict checkpoint loading for load_from / resume (load_strict = False to relax)
+runner_type = 'MTDenseRunner'
 
 env_cfg = dict(
     cudnn_benchmark=False,

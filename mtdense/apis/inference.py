@@ -167,17 +167,6 @@ def fill_num_classes(cfg: Config, dataset_meta: Dict[str, Any]) -> None:
     model['num_classes'] = len(classes)
 
 
-def _checkpoint_state(ckpt: Any, path: str) -> Dict[str, torch.Tensor]:
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f'{path}: expected a state dict of tensors (or a dict with a '
-                         f"'state_dict' entry), got {type(ckpt).__name__}")
-    # Checkpoints saved from a DDP-wrapped model carry a 'module.' prefix.
-    if state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
-    return state
-
-
 def init_model(config: Union[str, os.PathLike, Config],
                checkpoint: Optional[Union[str, os.PathLike]] = None,
                device: Union[str, torch.device] = 'cpu',
@@ -194,7 +183,7 @@ def init_model(config: Union[str, os.PathLike, Config],
     Returns:
         The model in eval mode.
     """
-    from mtdense.engine.checkpoint import safe_load
+    from mtdense.engine.checkpoint import load_model_state, model_state_from_checkpoint, safe_load
     from mtdense.utils import register_all_modules
 
     register_all_modules()
@@ -204,7 +193,7 @@ def init_model(config: Union[str, os.PathLike, Config],
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         ckpt = safe_load(checkpoint, map_location='cpu')
-        state = _checkpoint_state(ckpt, checkpoint)
+        state = model_state_from_checkpoint(ckpt, checkpoint)
         meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
         if isinstance(meta, dict) and isinstance(meta.get('dataset_meta'), dict):
             dataset_meta = dict(meta['dataset_meta'])
@@ -219,17 +208,7 @@ def init_model(config: Union[str, os.PathLike, Config],
 
     model = MODELS.build(cfg.model)
     if state is not None:
-        try:
-            result = model.load_state_dict(state, strict=False)
-        except RuntimeError as e:  # shape mismatches, e.g. another class count
-            raise ValueError(f'{checkpoint} does not match the model of {cfg.filename}: '
-                             f'{e}') from e
-        if result.missing_keys or result.unexpected_keys:
-            raise KeyError(f'{checkpoint} does not match the model of {cfg.filename}: missing '
-                           f'keys {list(result.missing_keys)[:10]} (of '
-                           f'{len(result.missing_keys)}), unexpected keys '
-                           f'{list(result.unexpected_keys)[:10]} (of '
-                           f'{len(result.unexpected_keys)})')
+        load_model_state(model, state, f'{checkpoint} (config {cfg.filename})', strict=True)
     model.cfg = cfg
     model.dataset_meta = dataset_meta
     model.to(device)

@@ -1,6 +1,8 @@
-from .checkpoint import (UnsafeCheckpointError, check_checkpoint_safe,
-                         install_safe_checkpoint_loader, safe_load)
+from .checkpoint import (CheckpointMismatchError, UnsafeCheckpointError, check_checkpoint_safe,
+                         install_safe_checkpoint_loader, load_model_state,
+                         model_state_from_checkpoint, safe_load)
 from .hooks import MultiTaskVisualizationHook, SafeCheckpointHook
+from .runner import MTDenseRunner, build_runner
 from .peft_export import (BackboneMismatchError, PeftExportError, export_peft, load_peft,
                           read_peft)
 
@@ -10,4 +12,6 @@ install_safe_checkpoint_loader()
 
 __all__ = ['UnsafeCheckpointError', 'check_checkpoint_safe', 'install_safe_checkpoint_loader',
            'safe_load', 'SafeCheckpointHook', 'MultiTaskVisualizationHook',
-           'BackboneMismatchError', 'PeftExportError', 'export_peft', 'load_peft', 'read_peft']
+           'BackboneMismatchError', 'PeftExportError', 'export_peft', 'load_peft', 'read_peft',
+           'CheckpointMismatchError', 'load_model_state', 'model_state_from_checkpoint',
+           'MTDenseRunner', 'build_runner']

@@ -15,7 +15,20 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-__all__ = ['prepare_launcher', 'init_cpu_distributed']
+__all__ = ['prepare_launcher', 'init_cpu_distributed', 'launch_world_size']
+
+
+def launch_world_size(launcher: str) -> int:
+    """Number of processes of this launch (before or after the process group exists)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    if launcher == 'pytorch':
+        return int(os.environ.get('WORLD_SIZE', 1))
+    if launcher == 'slurm':
+        return int(os.environ.get('SLURM_NTASKS', 1))
+    if launcher == 'mpi':
+        return int(os.environ.get('OMPI_COMM_WORLD_SIZE', 1))
+    return 1
 
 
 def _setup_slurm_env(port: Optional[int] = None) -> None:

@@ -11,14 +11,19 @@ File format (one JSON object)::
                    "saliency":    {"mIoU": 62.35},
                    "normals":     {"mErr": 17.97}},
       "source":   "where the numbers come from (paper + table, or run + commit)",
-      "notes":    "anything needed to read them correctly"   # optional, string or null
+      "notes":    "anything needed to read them correctly",  # optional, string or null
+      "protocol": {"eval_protocol": "resized",               # optional: how they were
+                   "saliency_protocol": "astmt"}             # evaluated (MultiTaskMetric)
     }
 
 ``metrics`` maps task names (see :mod:`mtdense.tasks`) to ``{metric: number}``; Δm uses
 each task's primary metric (semseg / human_parts / saliency ``mIoU``, normals ``mErr``,
 depth ``rmse``) in the units mtdense reports (percent, degrees, metres). Other metric
 names may be recorded too. ``source`` is required and must be non-empty: a number
-without provenance is not accepted.
+without provenance is not accepted. ``protocol`` records the evaluation protocol
+(``eval_protocol``: 'native' | 'resized', see ``MTTestResize``; ``saliency_protocol``:
+'mtdense' | 'astmt'); ``MultiTaskMetric`` reports Δm only when its own evaluation used
+the same protocol, since relative gains across protocols are not comparable.
 """
 from __future__ import annotations
 
@@ -31,7 +36,10 @@ from typing import Any, Dict, Iterable, Mapping, Optional
 from mtdense.tasks import get_task_spec
 
 _REQUIRED = ('dataset', 'backbone', 'metrics', 'source')
-_OPTIONAL = ('method', 'notes')
+_OPTIONAL = ('method', 'notes', 'protocol')
+#: allowed values of the ``protocol`` entries
+PROTOCOL_VALUES: Dict[str, tuple] = {'eval_protocol': ('native', 'resized'),
+                                     'saliency_protocol': ('mtdense', 'astmt')}
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,13 @@ class Baselines:
     source: str
     method: Optional[str] = None
     notes: Optional[str] = None
+    protocol: Optional[Dict[str, str]] = None
     path: Optional[str] = field(default=None, compare=False)
+
+    def protocol_mismatch(self, used: Mapping[str, str]) -> Dict[str, tuple]:
+        """``{key: (baselines' value, used value)}`` for protocol entries that differ."""
+        mine = self.protocol or {}
+        return {k: (mine[k], used.get(k)) for k in mine if used.get(k) != mine[k]}
 
     def primary(self, tasks: Iterable[str]) -> Dict[str, float]:
         """``{task: baseline value of the task's primary metric}`` for Δm."""
@@ -87,8 +101,20 @@ def parse_baselines(obj: Any, where: str = '<baselines>') -> Baselines:
                        f'{list(_REQUIRED + _OPTIONAL)}')
     for key in ('dataset', 'backbone', 'source'):
         _check_str(obj, key, where)
-    for key in _OPTIONAL:
+    for key in ('method', 'notes'):
         _check_str(obj, key, where, optional=True)
+    protocol = obj.get('protocol')
+    if protocol is not None:
+        if not isinstance(protocol, dict) or not protocol:
+            raise ValueError(f'{where}: "protocol" must be an object like {{"eval_protocol": '
+                             f'"native", "saliency_protocol": "mtdense"}}, got {protocol!r}')
+        for key, value in protocol.items():
+            if key not in PROTOCOL_VALUES:
+                raise KeyError(f'{where}: protocol has unknown key {key!r}; allowed: '
+                               f'{sorted(PROTOCOL_VALUES)}')
+            if value not in PROTOCOL_VALUES[key]:
+                raise ValueError(f'{where}: protocol.{key} must be one of '
+                                 f'{list(PROTOCOL_VALUES[key])}, got {value!r}')
     metrics = obj['metrics']
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError(f'{where}: "metrics" must be a non-empty object '
@@ -112,6 +138,7 @@ def parse_baselines(obj: Any, where: str = '<baselines>') -> Baselines:
             clean[task][name] = float(value)
     return Baselines(dataset=obj['dataset'], backbone=obj['backbone'], metrics=clean,
                      source=obj['source'], method=obj.get('method'), notes=obj.get('notes'),
+                     protocol=dict(protocol) if protocol else None,
                      path=None if where == '<baselines>' else where)
 
 

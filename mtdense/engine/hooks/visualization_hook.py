@@ -14,6 +14,17 @@ from mtdense.registry import HOOKS
 __all__ = ['MultiTaskVisualizationHook']
 
 
+def _train_iter(runner) -> int:
+    """The training iteration, or 0 when there is no built training loop (testing).
+
+    ``runner.iter`` builds the training loop (and its dataloader) on first access, so a
+    test run would need the training split to exist.
+    """
+    from mmengine.runner import BaseLoop
+    loop = getattr(runner, '_train_loop', None)
+    return runner.iter if isinstance(loop, BaseLoop) else 0
+
+
 def _safe_name(name: str) -> str:
     """A file-name-safe version of a sample id (path separators and odd characters -> '_')."""
     return re.sub(r'[^0-9A-Za-z._-]+', '_', name).strip('._') or 'sample'
@@ -115,8 +126,8 @@ class MultiTaskVisualizationHook(Hook):
         if self._count >= self.max_samples or batch_idx % self.interval != 0:
             return
         vis = self._get_visualizer(runner)
-        out_dir = self.out_dir if mode == 'test' else osp.join(self.out_dir,
-                                                               f'iter_{runner.iter}')
+        step = _train_iter(runner)
+        out_dir = self.out_dir if mode == 'test' else osp.join(self.out_dir, f'iter_{step}')
         for i, sample in enumerate(outputs):
             if self._count >= self.max_samples:
                 break
@@ -125,7 +136,7 @@ class MultiTaskVisualizationHook(Hook):
             if out_file in self.written:  # duplicate ids: keep every panel
                 out_file = osp.join(out_dir, f'{name}_{self._count}.png')
             vis.add_datasample(name, self._image(data_batch, i, sample), sample,
-                               out_file=out_file, step=runner.iter)
+                               out_file=out_file, step=step)
             self.written.append(out_file)
             self._count += 1
 

@@ -231,7 +231,18 @@ class MultiTaskMetric(BaseMetric):
                           f'{n_samples[task]} samples; its metrics are NaN', logger='current',
                           level=logging.WARNING)
         gains = None
-        if self.baselines is not None and order:
+        mismatch = (self.baselines.protocol_mismatch(dict(
+            eval_protocol=self.eval_protocol or 'native',
+            saliency_protocol=self.saliency_protocol)) if self.baselines is not None else {})
+        if mismatch:
+            print_log(f'MultiTaskMetric: no Δm: the baselines {self.baselines.path} were '
+                      f'evaluated under another protocol ('
+                      + ', '.join(f'{k} {a!r}, here {b!r}' for k, (a, b) in mismatch.items())
+                      + '), so relative gains would not be comparable; evaluate with the '
+                      "baselines' protocol (tools/test.py --eval-protocol / --saliency-protocol) "
+                      'or use baselines of your own runs (tools/make_baselines.py)',
+                      logger='current', level=logging.WARNING)
+        elif self.baselines is not None and order:
             values = {t: metrics[f'{t}/{get_task_spec(t).primary_metric}'] for t in order}
             gains = relative_gains(values, self.baselines.primary(order))
             metrics['multi_task/delta_m'] = float(sum(gains.values()) / len(gains))

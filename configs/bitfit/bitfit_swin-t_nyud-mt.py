@@ -1,0 +1,3 @@
+# BitFit: only the backbone's bias terms train (shared by all tasks); frozen ImageNet Swin-T, NYUD-v2 MT.
+_base_ = ['../_base_/experiments/swin-t_nyud-mt.py']
+model = dict(backbone=dict(peft=dict(type='BitFit')))

@@ -1,0 +1,3 @@
+# BitFit: only the backbone's bias terms train (shared by all tasks); frozen ImageNet Swin-T, PASCAL-Context MT.
+_base_ = ['../_base_/experiments/swin-t_pascal-mt.py']
+model = dict(backbone=dict(peft=dict(type='BitFit')))

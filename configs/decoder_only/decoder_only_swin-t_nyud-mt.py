@@ -1,0 +1,3 @@
+# decoder-only: frozen backbone, only the task heads train; frozen ImageNet Swin-T, NYUD-v2 MT.
+_base_ = ['../_base_/experiments/swin-t_nyud-mt.py']
+model = dict(backbone=dict(peft=dict(type='DecoderOnly')))

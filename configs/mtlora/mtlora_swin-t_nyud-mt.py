@@ -1,0 +1,3 @@
+# MTLoRA (shared LoRA on every block + task LoRA at the last block of each stage); frozen ImageNet Swin-T, NYUD-v2 MT.
+_base_ = ['../_base_/experiments/swin-t_nyud-mt.py']
+model = dict(backbone=dict(peft=dict(type='MTLoRA')))

@@ -1,0 +1,3 @@
+# VMT-Adapter: shared parallel adapters + per-task knowledge extraction modules; frozen ImageNet Swin-T, PASCAL-Context MT.
+_base_ = ['../_base_/experiments/swin-t_pascal-mt.py']
+model = dict(backbone=dict(peft=dict(type='VMTAdapter')))
