@@ -2,7 +2,7 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out metrics.json]
                          [--show-dir DIR] [--eval-protocol native|resized]
-                         [--saliency-protocol mtdense|astmt] [--non-strict]
+                         [--saliency-protocol mtdense|astmt] [--non-strict] [--data-root DIR]
                          [--cfg-options k=v ...] [--launcher ...]
 
 The checkpoint must match the model of CONFIG exactly (keys and shapes; --non-strict
@@ -20,7 +20,8 @@ from mmengine.dist import get_rank
 from mtdense.apis import dataset_meta_from_config, fill_num_classes
 from mtdense.engine.checkpoint import CheckpointMismatchError
 from mtdense.engine.config_tools import (drop_pretrained_paths, eval_protocol_of,
-                                         set_eval_protocol, set_saliency_protocol)
+                                         set_data_root, set_eval_protocol,
+                                         set_saliency_protocol)
 from mtdense.engine.launch import prepare_launcher
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
@@ -42,6 +43,8 @@ def parse_args():
                         help="saliency precision/recall of an image whose prediction and ground "
                         "truth are both empty: 1 ('mtdense', default) or 0 ('astmt', as the "
                         'ASTMT-lineage code behind published tables)')
+    parser.add_argument('--data-root', help='dataset root of every dataloader (overrides the '
+                        "config's data_root)")
     parser.add_argument('--non-strict', action='store_true',
                         help='load only the checkpoint keys that match the model (default: any '
                         'missing, unexpected or mis-shaped key is an error); the pretrained '
@@ -73,6 +76,8 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root is not None:
+        set_data_root(cfg, args.data_root)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -1,7 +1,7 @@
 """Train a multi-task dense model (mmseg conventions).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-                          [--auto-scale-lr] [--non-strict]
+                          [--auto-scale-lr] [--non-strict] [--data-root DIR] [--iters N]
                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
 
 ``load_from`` and ``--resume`` checkpoints must match the model exactly (--non-strict
@@ -17,7 +17,7 @@ import sys
 from mmengine.config import Config, DictAction
 from mtdense.apis import dataset_meta_from_config, fill_num_classes
 from mtdense.engine.checkpoint import CheckpointMismatchError
-from mtdense.engine.config_tools import check_total_batch
+from mtdense.engine.config_tools import check_total_batch, set_data_root, set_iters
 from mtdense.engine.launch import launch_world_size, prepare_launcher
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
@@ -36,6 +36,10 @@ def parse_args():
                         'learning rate linearly to it (mmengine auto_scale_lr)')
     parser.add_argument('--non-strict', action='store_true',
                         help='load_from: load only the checkpoint keys that match the model')
+    parser.add_argument('--data-root', help='dataset root of every dataloader (overrides the '
+                        "config's data_root)")
+    parser.add_argument('--iters', type=int, help='train this many iterations: sets the loop, '
+                        'validation and checkpoint intervals and scales the lr schedule')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -55,6 +59,10 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root is not None:
+        set_data_root(cfg, args.data_root)
+    if args.iters is not None:
+        set_iters(cfg, args.iters)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

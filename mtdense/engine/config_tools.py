@@ -6,7 +6,7 @@ from typing import Any, List
 from mmengine.config import Config
 
 __all__ = ['drop_pretrained_paths', 'check_total_batch', 'set_eval_protocol',
-           'set_saliency_protocol', 'eval_protocol_of']
+           'set_saliency_protocol', 'eval_protocol_of', 'set_data_root', 'set_iters']
 
 
 def drop_pretrained_paths(node: Any, where: str = 'model') -> List[str]:
@@ -96,3 +96,58 @@ def set_saliency_protocol(cfg: Config, protocol: str) -> None:
         for m in metrics:
             if isinstance(m, dict) and m.get('type') == 'MultiTaskMetric':
                 m['saliency_protocol'] = protocol
+
+
+def set_data_root(cfg: Config, root: str) -> List[str]:
+    """Point every dataloader's dataset (and the top-level ``data_root``) at ``root``.
+
+    Returns the keys changed. A config whose datasets have no ``data_root`` is an error,
+    so ``--data-root`` never silently changes nothing.
+    """
+    changed: List[str] = []
+    if 'data_root' in cfg:
+        cfg.data_root = root
+        changed.append('data_root')
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        dataset = loader.get('dataset') if loader else None
+        while isinstance(dataset, dict) and 'dataset' in dataset and 'data_root' not in dataset:
+            dataset = dataset['dataset']  # wrappers (RepeatDataset, ...)
+        if isinstance(dataset, dict) and 'data_root' in dataset:
+            dataset['data_root'] = root
+            changed.append(f'{key}.dataset.data_root')
+    if not any(k.endswith('.data_root') for k in changed):
+        raise ValueError(f'{cfg.filename}: --data-root: no dataloader dataset has a data_root '
+                         'to set')
+    return changed
+
+
+def set_iters(cfg: Config, iters: int) -> None:
+    """Train for ``iters`` iterations: the loop, its validation interval, the checkpoint
+    interval and every iteration-based scheduler boundary (scaled proportionally, so a
+    warm-up stays the same share of the run)."""
+    if int(iters) < 1:
+        raise ValueError(f'--iters must be >= 1, got {iters}')
+    train_cfg = cfg.get('train_cfg')
+    if not train_cfg or 'max_iters' not in train_cfg:
+        raise ValueError(f'{cfg.filename}: --iters needs an iteration-based train_cfg with '
+                         f'max_iters; got train_cfg={dict(train_cfg or {})}')
+    old = int(train_cfg['max_iters'])
+    iters = int(iters)
+    train_cfg['max_iters'] = iters
+    if 'val_interval' in train_cfg:
+        # a validation at the end (interval = the old length) stays at the end
+        val = int(train_cfg['val_interval'])
+        train_cfg['val_interval'] = iters if val >= old else max(1, min(val, iters))
+    ckpt = cfg.get('default_hooks', {}).get('checkpoint')
+    if ckpt and 'interval' in ckpt and int(ckpt['interval']) > iters:
+        ckpt['interval'] = iters
+    schedulers = cfg.get('param_scheduler') or []
+    for sched in schedulers if isinstance(schedulers, (list, tuple)) else [schedulers]:
+        if sched.get('by_epoch', True):
+            continue
+        for key in ('begin', 'end', 'T_max'):
+            if key in sched and sched[key] is not None:
+                sched[key] = max(0, min(iters, round(int(sched[key]) * iters / old)))
+        if sched.get('end') is not None and sched.get('begin', 0) >= sched['end']:
+            sched['end'] = sched.get('begin', 0) + 1
