@@ -31,6 +31,9 @@ def shrink(cfg: Config, data_root: str, work_dir: str, iters: int = 1) -> Config
     host = backbone.get('backbone', {})
     if host.get('type') in TINY_BACKBONES:
         host.update(TINY_BACKBONES[host['type']])
+        neck = backbone.get('neck')
+        if neck and 'in_channels' in neck:  # a ViT's pyramid neck reads the tiny width
+            neck['in_channels'] = [16] * len(neck['in_channels'])
     elif backbone.get('type') != 'ConvMultiTaskBackbone':
         raise KeyError(f'{cfg.filename}: no tiny settings for backbone {host.get("type")!r}')
     drop_pretrained_paths(cfg.model)

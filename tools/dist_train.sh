@@ -1,17 +1,13 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun: tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]
 # Works on GPUs (nccl) and on CPU-only machines (gloo, one process per NUM_PROCS).
+# Env: PYTHON (interpreter, default .venv/bin/python), NNODES, NODE_RANK, MASTER_ADDR, PORT.
 set -euo pipefail
 CONFIG=$1
 NPROCS=$2
 shift 2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-PYTHONPATH="$(pwd):${PYTHONPATH:-}" \
-"$PY" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
-  --master_addr="$MASTER_ADDR" --nproc_per_node="$NPROCS" --master_port="$PORT" \
-  tools/train.py "$CONFIG" --launcher pytorch "$@"
+source "$(dirname "$0")/_launch_env.sh"
+"$PY" -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
+  --master_addr="${MASTER_ADDR:-127.0.0.1}" --nproc_per_node="$NPROCS" \
+  --master_port="${PORT:-29500}" \
+  "$REPO/tools/train.py" "$CONFIG" --launcher pytorch "$@"

@@ -2,7 +2,8 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out metrics.json]
                          [--show-dir DIR] [--eval-protocol native|resized]
-                         [--saliency-protocol mtdense|astmt] [--non-strict] [--data-root DIR]
+                         [--saliency-protocol mtdense|astmt] [--baselines FILE]
+                         [--non-strict] [--data-root DIR]
                          [--cfg-options k=v ...] [--launcher ...]
 
 The checkpoint must match the model of CONFIG exactly (keys and shapes; --non-strict
@@ -45,6 +46,8 @@ def parse_args():
                         'ASTMT-lineage code behind published tables)')
     parser.add_argument('--data-root', help='dataset root of every dataloader (overrides the '
                         "config's data_root)")
+    parser.add_argument('--baselines', help='baselines JSON for Δm (tools/make_baselines.py); '
+                        "overrides the evaluator's")
     parser.add_argument('--non-strict', action='store_true',
                         help='load only the checkpoint keys that match the model (default: any '
                         'missing, unexpected or mis-shaped key is an error); the pretrained '
@@ -93,6 +96,11 @@ def main():
         set_eval_protocol(cfg, args.eval_protocol)
     if args.saliency_protocol is not None:
         set_saliency_protocol(cfg, args.saliency_protocol)
+    if args.baselines is not None:
+        if not osp.isfile(args.baselines):
+            sys.exit(f'tools/test.py: error: baselines file not found: {args.baselines}')
+        for key in ('val_evaluator', 'test_evaluator'):
+            cfg[key]['baselines'] = args.baselines
     if args.show_dir:
         cfg.setdefault('custom_hooks', [])
         cfg.custom_hooks.append(dict(type='MultiTaskVisualizationHook', out_dir=args.show_dir,

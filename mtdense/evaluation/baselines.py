@@ -160,3 +160,57 @@ def load_baselines(path: str, tasks: Optional[Iterable[str]] = None) -> Baseline
     if tasks is not None:
         baselines.primary(tasks)
     return baselines
+
+
+def baselines_from_runs(runs: Iterable[Mapping[str, Any]], dataset: str, backbone: str,
+                        method: str = 'single-task full fine-tuning (one run per task)',
+                        notes: Optional[str] = None) -> Dict[str, Any]:
+    """A baselines object (the file format above) from metrics files of ``tools/test.py``.
+
+    Each run is ``dict(path=..., data=<the decoded metrics JSON>)``; a run contributes every
+    task it has metrics for. A task in two runs, runs evaluated under different protocols,
+    or a run without metrics is an error. ``source`` lists every run's metrics file,
+    config and checkpoint, so each number can be traced to the run that produced it.
+    """
+    metrics: Dict[str, Dict[str, float]] = {}
+    origin: Dict[str, str] = {}
+    protocols = set()
+    lines = []
+    for run in runs:
+        path, data = run['path'], run['data']
+        if not isinstance(data, Mapping) or not isinstance(data.get('metrics'), Mapping):
+            raise ValueError(f'{path}: no "metrics" object (expected the JSON that tools/test.py '
+                             'writes)')
+        tasks = {}
+        for key, value in data['metrics'].items():
+            task, sep, name = key.partition('/')
+            if not sep or task == 'multi_task':
+                continue
+            get_task_spec(task)
+            tasks.setdefault(task, {})[name] = float(value)
+        if not tasks:
+            raise ValueError(f'{path}: no per-task metrics')
+        for task, values in tasks.items():
+            if task in metrics:
+                raise ValueError(f'task {task!r} is in two runs: {origin[task]} and {path}; '
+                                 'give one run per task')
+            metrics[task] = values
+            origin[task] = path
+        protocol = data.get('protocol') or {}
+        protocols.add(tuple(sorted(protocol.items())))
+        lines.append(f'{", ".join(tasks)}: {path} (config {data.get("config")}, checkpoint '
+                     f'{data.get("checkpoint")})')
+    if not metrics:
+        raise ValueError('no runs given')
+    if len(protocols) > 1:
+        raise ValueError(f'the runs were evaluated under different protocols {sorted(protocols)};'
+                         ' baselines must share one protocol')
+    out: Dict[str, Any] = dict(dataset=dataset, backbone=backbone, method=method,
+                               metrics=metrics,
+                               source='tools/make_baselines.py from the runs: ' + '; '.join(lines),
+                               notes=notes)
+    protocol = dict(next(iter(protocols)))
+    if protocol:
+        out['protocol'] = protocol
+    parse_baselines(out)  # the result must be a valid baselines object
+    return out

@@ -43,6 +43,9 @@ val_dataloader = dict(
                  pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
 # tasks: those the model predicts (a single-task model is evaluated on its task)
-val_evaluator = dict(type='MultiTaskMetric',
-                     baselines='configs/baselines/pascal_context_swin_t_single_task.json')
+# Δm against the published single-task rows (evaluated under their protocol: Δm is reported
+# with --eval-protocol resized --saliency-protocol astmt only); path relative to this file
+val_evaluator = dict(
+    type='MultiTaskMetric',
+    baselines='{{fileDirname}}/../../baselines/pascal_context_swin_t_single_task.json')
 test_evaluator = val_evaluator
