@@ -9,8 +9,10 @@ Reports total / trainable parameters, the wrapped (pretrained) backbone's size,
 the trainable share of the backbone side (PETL method, trainable backbone
 parameters, neck) in % of the backbone, per-task trainable parameters (task
 head + parameters of the backbone method used by that task only) and the
-parameters shared by all tasks. Weights are not needed: the model is built with
-random initialisation and nothing is run.
+parameters shared by all tasks. Nothing is run. The configured pretrained weights are
+loaded (a quick check of the file before a long run: a file that does not fit the
+backbone fails with its mismatched keys); ``--cfg-options model.backbone.checkpoint=None``
+counts without them.
 """
 from __future__ import annotations
 
@@ -111,6 +113,14 @@ def analyze(model) -> Dict[str, Any]:
         per_task[t] = OrderedDict(head=heads_trainable[t], backbone=bb_task.get(t, 0) if bb else None,
                                   total=heads_trainable[t] + bb_task.get(t, 0))
     out['per_task_trainable'] = per_task
+    ckpt = getattr(model.backbone, 'checkpoint_report', None)
+    if not ckpt:
+        out['pretrained_weights'] = None
+    elif 'format' in ckpt:  # transformer hosts (mtdense.models.backbones.checkpoint)
+        out['pretrained_weights'] = (f"{ckpt['source']} ({ckpt['format']} keys -> "
+                                     f"{ckpt['converted_to']})")
+    else:  # conv backbones (timm state dict)
+        out['pretrained_weights'] = f"{ckpt['path']} ({ckpt['loaded']} tensors)"
     # Trainable parameters on the backbone side that no single task owns.
     out['shared_trainable'] = (rep['backbone_trainable'] - sum(bb_task.values())
                                + rep['losses_trainable'])
@@ -132,6 +142,7 @@ def format_table(r: Dict[str, Any]) -> str:
         ('trainable parameters', f"{_fmt(r['trainable'])}  = {r['trainable_percent_of_backbone']:.3f}% "
                                  'of the backbone'),
         ('backbone (wrapped, pretrained)', _fmt(r['backbone_params'])),
+        ('pretrained weights', r['pretrained_weights'] or 'none (random initialisation)'),
         ('backbone side trainable', f"{_fmt(r['backbone_side_trainable'])}  = "
                                     f"{r['backbone_side_trainable_percent']:.3f}% of the backbone"),
     ]
