@@ -1,0 +1,5 @@
+# Frozen ImageNet ViT-B/16 (../models/vit_b_timm.py) on PASCAL-Context MT, MTLoRA's optimiser and schedule.
+# A method config adds its PETL method: model = dict(backbone=dict(peft=dict(type=...))).
+_base_ = ['../models/vit_b_timm.py', '../datasets/pascal_context_mt.py', '../schedules/mtlora_300e_pascal.py',
+          '../default_runtime.py']
+model = dict(tasks={{_base_.tasks}}, num_classes={{_base_.num_classes}})
