@@ -132,7 +132,8 @@ def einsum_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     terms = lhs.split(',')
     sizes: Dict[str, int] = {}
     for term, shape in zip(terms, shapes):
-        sizes.update(zip(term, shape))
+        for c, n in zip(term, shape):
+            sizes[c] = max(sizes.get(c, 1), int(n))  # a size-1 index broadcasts
     total, acc = 0, terms[0]
     for i, term in enumerate(terms[1:], start=1):
         later = set(result) | set(''.join(terms[i + 1:]))

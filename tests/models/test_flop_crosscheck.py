@@ -207,3 +207,22 @@ def test_executed_formulas_follow_the_trace_conventions():
     assert executed['by_operator']['aten.mean'] == traced['by_operator']['adaptive_avg_pool2d'] \
         == 2 * 4 * 5 * 6  # a pooling to 1 x 1 runs as a mean
     assert traced['by_operator']['einsum'] == 3 * 2 * 6 * 3  # exact, not numpy's estimate
+
+
+@pytest.mark.parametrize('equation,shapes,macs', [
+    ('btc,tch->bth', [(2, 3, 5), (3, 5, 4)], 2 * 3 * 5 * 4),
+    ('ij,jk->i', [(3, 4), (4, 5)], 3 * 4),  # k is summed out of the second operand first
+    ('bij,bjk->bik', [(1, 3, 4), (2, 4, 5)], 2 * 3 * 4 * 5),  # broadcast batch
+    ('ij,jk,kl->il', [(3, 4), (4, 5), (5, 6)], 3 * 4 * 5 + 3 * 5 * 6),  # pairwise, in order
+    ('ij->j', [(3, 4)], 0),  # a reduction, no multiply-adds
+])
+def test_einsum_handle_is_exact(equation, shapes, macs):
+
+    class Einsum(torch.nn.Module):
+
+        def forward(self, *ops):
+            return torch.einsum(equation, *ops)
+
+    ops = tuple(torch.randn(*s) for s in shapes)
+    assert count_module_flops(Einsum(), ops)['total'] == macs
+    assert count_executed_flops(Einsum(), ops)['total'] == macs
