@@ -44,7 +44,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from .flops import count_model_flops, count_module_flops
+from .flops import count_executed_flops, count_model_flops
 from .measure import PeakMemory, latency_stats, time_iterations
 
 __all__ = ['ProfileSettings', 'DEFAULT_CONFIGS', 'SCHEMA_VERSION', 'make_task_list', 'profile',
@@ -602,10 +602,12 @@ def _run_backbone_alone(job: Dict[str, Any], model_cfg: Dict[str, Any]) -> Dict[
                                     wrapped_backbone_total=n, heads_total=0, heads_trainable=0)
         wrapper = _HostForward(host).eval()
         if s['flops']:
-            f = count_module_flops(wrapper, (torch.randn(1, 3, size, size, device=dev),))
+            # counted as executed, like the model points (count_model_flops)
+            f = count_executed_flops(wrapper, (torch.randn(1, 3, size, size, device=dev),))
             rec['flops'] = dict(total=f['total'], backbone=f['total'], heads=0, heads_per_task={},
                                 other=0, by_operator=f['by_operator'],
-                                uncounted_ops=f['uncounted_ops'], batch_size=1)
+                                by_category=f['by_category'],
+                                uncounted_ops=f['unformulated_ops'], batch_size=1)
         if not any(m in ('infer', 'train') for m in s['modes']):
             rec['mode'] = 'count'
             _log(_describe(rec))
@@ -679,8 +681,10 @@ def profile(settings: ProfileSettings) -> Dict[str, Any]:
         wall_seconds=round(time.time() - started, 1),
         machine=machine_info(settings.device),
         settings=asdict(settings),
-        flop_convention=('FLOPs = multiply-accumulates (fvcore/mmengine convention), per image; '
-                         'element-wise ops not counted; backbone = backbone + PETL method + neck'),
+        flop_convention=('FLOPs = multiply-accumulates (fvcore/mmengine convention), per image, '
+                         'counted as executed (FlopCounterMode; the jit trace beside it in '
+                         'flops.traced); element-wise ops not counted; backbone = backbone + '
+                         'PETL method + neck'),
         memory_convention=_memory_convention(settings.device),
         results=records,
     )

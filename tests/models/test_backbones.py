@@ -184,3 +184,95 @@ def test_bad_wrapper_arguments():
             peft=dict(type='DecoderOnly'),
             tasks=['a'],
             neck=dict(type='MultiLevelNeck', in_channels=[16] * 4, out_channels=8, scales=[2, 1]))
+
+
+# ------------------------------------------------------- stage-wise forward (MTLoRA)
+STAGED = ['mmseg_swin', 'timm_swin']
+
+
+@pytest.mark.parametrize('kind', STAGED)
+@pytest.mark.parametrize('size', [(64, 64), (72, 56)])
+def test_stage_forward_is_the_library_forward(kind, size):
+    """embed / run_block / merge reproduce the library's own forward, stage by stage,
+    including window padding and odd-size merges."""
+    host = _host(kind)
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        outs = host.forward_main(x)
+        tokens, hw = host.embed(x)
+        for s in range(host.num_stages):
+            for b in [b for b in host.blocks if b.stage == s]:
+                tokens = host.run_block(b, tokens, hw)
+            assert torch.equal(host.output_transform(s, tokens, hw), outs[s]), s
+            nxt = host.merge(s, tokens, hw)
+            if s == host.num_stages - 1:
+                assert nxt is None
+            else:
+                tokens, hw = nxt
+                lv = host.merged_levels()[s]
+                assert host.tokens_to_nchw(tokens, hw).shape[1:] == \
+                    (lv.channels, -(-size[0] // lv.stride), -(-size[1] // lv.stride))
+    assert [lv.stride for lv in host.merged_levels()] == [8, 16, 32, 32]
+    assert [lv.channels for lv in host.merged_levels()] == [32, 64, 128, 128]
+
+
+@pytest.mark.parametrize('kind', STAGED)
+def test_attn_windows_to_tokens_is_the_blocks_own(kind):
+    """The host's windows -> tokens map of proj's output equals what the block feeds its
+    attention drop path (shifted and unshifted blocks, padded windows)."""
+    host = _host(kind)
+    size = (72, 56)
+    got, hws = {}, {}
+    for b in host.blocks:
+        b.parts.proj_drop.register_forward_hook(
+            lambda m, a, o, i=b.index: got.setdefault(i, {}).__setitem__('win', o))
+        b.parts.attn_drop_path.register_forward_hook(
+            lambda m, a, o, i=b.index: got[i].__setitem__('tokens', a[0]))
+        b.module.register_forward_pre_hook(
+            lambda m, a, i=b.index: hws.__setitem__(i, tuple(a[1]) if len(a) > 1
+                                                      else tuple(a[0].shape[1:3])))
+    with torch.no_grad():
+        host.forward_main(torch.randn(2, 3, *size))
+    shifted = 0
+    for b in host.blocks:
+        rebuilt = host.attn_windows_to_tokens(b, got[b.index]['win'], hws[b.index])
+        assert torch.equal(rebuilt, got[b.index]['tokens']), b.name
+        shifted += int(b.index % 2 == 1)
+    assert shifted > 0
+
+
+@pytest.mark.parametrize('kind', STAGED)
+def test_block_parts_are_the_blocks_modules(kind):
+    host = _host(kind)
+    b = host.blocks[1]
+    if kind == 'mmseg_swin':
+        ffn = b.module.ffn
+        assert b.parts.mlp_hidden == (ffn.layers[0][1], ffn.layers[0][2])
+        assert b.parts.mlp_out == (ffn.layers[2], ffn.gamma2)
+        assert b.parts.attn_drop_path is b.module.attn.drop
+    else:
+        mlp = b.module.mlp
+        assert b.parts.mlp_hidden == (mlp.act, mlp.drop1, mlp.norm)
+        assert b.parts.attn_drop_path is b.module.drop_path1
+    assert b.parts.norm2 is b.module.norm2
+    names = host.merge_param_names()
+    assert len(names) == 3 and all(n.endswith('reduction.weight') for n in names)
+    params = dict(host.backbone.named_parameters())
+    assert all(n in params for n in names + host.output_norm_param_names())
+
+
+@pytest.mark.parametrize('kind', ['mmseg_vit', 'timm_vit'])
+def test_vit_hosts_have_no_stage_forward(kind):
+    host = _host(kind)
+    assert not host.has_stage_forward
+    with pytest.raises(NotImplementedError, match='no stage-wise forward'):
+        host.merged_levels()
+
+
+def test_pyramid_stride_check():
+    from mtdense.models.backbones.adapted_backbone import _check_strides
+    for ok in ([4, 8, 16, 32], [8, 16, 32, 32], [2, 4, 8, 16]):
+        _check_strides(ok, 'x')
+    for bad in ([4, 16, 32, 64], [8, 4, 16, 32], [4, 8, 12, 24], [16, 16, 16, 0]):
+        with pytest.raises(ValueError, match='strides'):
+            _check_strides(bad, 'x')

@@ -59,3 +59,22 @@ def test_per_task_adapter_cost_grows_linearly():
 
 def test_shared_methods_cost_does_not_depend_on_tasks():
     assert _flops(TINY, dict(type='BitFit'), 1, 64) == _flops(TINY, dict(type='BitFit'), 5, 64)
+
+
+def test_mtlora_per_task_cost_is_its_task_terms_and_merges():
+    """MTLoRA: qkv and attention run once; every extra task costs, at the last block of
+    each stage (M tokens of width d, task rank r): proj's term on the shared attention
+    output (in window layout, padding included: M_w tokens), LN2 on its stream, fc1's and
+    fc2's terms on its own stream; then its own pass through the stage's patch merging."""
+    size = 112  # grids 28, 14, 7, 4; the 4 x 4 stage is padded to one 7 x 7 window
+    one = _flops(SWIN_T, dict(type='MTLoRA'), 1, size)
+    three = _flops(SWIN_T, dict(type='MTLoRA'), 3, size)
+    tokens, window_tokens = (784, 196, 49, 16), (784, 196, 49, 49)
+    merged = (196, 49, 16)  # stage 2's 7 x 7 grid is padded to 8 x 8 before merging
+    dims, r = (96, 192, 384, 768), 4
+    per_task = sum(mw * d * r + mw * r * d  # proj: x A_t, then (x A_t) B_t
+                   + 5 * m * d  # LN2 of the task stream
+                   + (m * d * r + m * r * 4 * d) + (m * 4 * d * r + m * r * d)  # fc1, fc2
+                   for m, mw, d in zip(tokens, window_tokens, dims))
+    per_task += sum(5 * m * 4 * d + m * 4 * d * 2 * d for m, d in zip(merged, dims))
+    assert three - one == 2 * per_task

@@ -16,7 +16,7 @@ from mtdense.utils import register_all_modules
 
 TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth']
 METHODS = ['vmt', 'vmt_lite', 'full_ft', 'single_task_ft', 'decoder_only', 'bitfit',
-           'per_task_adapter', 'per_task_lora', 'mtlora']
+           'per_task_adapter', 'per_task_lora', 'mtlora', 'mtlora_official']
 TINY_SWIN = dict(embed_dims=16, depths=(1, 1, 2, 1), num_heads=(1, 1, 2, 2), window_size=4)
 
 
@@ -38,12 +38,15 @@ def build(method: str):
     cfg = Config.fromfile(f'configs/_base_/models/swin_t_mmseg_{method}.py')
     cfg.model.tasks = TASKS
     cfg.model.num_classes = 8
-    cfg.model.heads.channels = 16
+    if cfg.model.heads.type == 'LightMultiScaleHead':
+        cfg.model.heads.channels = 16
+    else:  # the official MTLoRA heads: per-level reductions then a 4x wider fusion
+        cfg.model.heads.channels = (4, 4, 4, 4)
     cfg.model.backbone.backbone.update(TINY_SWIN)
     peft = cfg.model.backbone.peft
     if method in ('vmt', 'vmt_lite', 'per_task_adapter'):
         peft.bottleneck = 4
-    if method in ('per_task_lora', 'mtlora'):
+    if method in ('per_task_lora', 'mtlora', 'mtlora_official'):
         peft.update({k: 4 for k in ('rank', 'shared_rank', 'task_rank') if k in peft})
     torch.manual_seed(0)
     return MODELS.build(cfg.model)

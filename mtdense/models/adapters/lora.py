@@ -62,6 +62,31 @@ class LoRABank(nn.Module):
         a, b = self.A[group:group + 1], self.B[group:group + 1]
         return torch.matmul(torch.matmul(xg, a), b).reshape(shape)
 
+    def add_to(self, out: Tensor, x: Tensor, scale: float, group: int = 0) -> Tensor:
+        """``out + scale * (x A_g) B_g`` for one group, all of ``x`` (..., in); the add is
+        fused into the second product (``addmm``)."""
+        x2 = x.reshape(-1, self.in_features)
+        o2 = out.reshape(-1, self.out_features)
+        return torch.addmm(o2, x2 @ self.A[group], self.B[group], alpha=scale).view(out.shape)
+
+    def add_to_groups(self, base: Tensor, x: Tensor, scale: float) -> Tensor:
+        """``base + scale * (x_g A_g) B_g`` for every group g at once, as (G, M, out).
+
+        ``x``: (M, in), the same input for every group (one product against the
+        groups' stacked A), or (G, M, in), one input per group. ``base``: (M, out)
+        shared by the groups, or (G, M, out). The add is fused into the batched
+        second product (``baddbmm``).
+        """
+        g, r = self.groups, self.rank
+        if x.dim() == 2:
+            a = self.A.permute(1, 0, 2).reshape(self.in_features, g * r)
+            xa = (x @ a).view(x.shape[0], g, r).transpose(0, 1)
+        else:
+            xa = torch.bmm(x, self.A)
+        if base.dim() == 2:
+            base = base.unsqueeze(0)
+        return torch.baddbmm(base, xa, self.B, alpha=scale)
+
     def weight_delta(self, group: int) -> Tensor:
         """(out x in) dense delta of bank ``group``."""
         return torch.matmul(self.A[group], self.B[group]).t()

@@ -10,8 +10,14 @@ Usage::
         tasks=['semseg', 'human_parts', 'saliency', 'normals'],
         checkpoint='swin_tiny_patch4_window7_224.pth')   # official / timm / mmseg keys
 
-``forward(x)`` returns ``{task: [f4, f8, f16, f32]}`` (NCHW, strides 4/8/16/32);
-methods with one shared stream give every task the same list objects.
+``forward(x)`` returns ``{task: [4 maps]}`` (NCHW; strides 4/8/16/32: the host's
+levels, or the ViT neck's); methods with one shared stream give every task the same
+list objects. A method may read another pyramid of the host: if it defines
+``pyramid_levels(host) -> [LevelRef]`` those are the outputs (MTLoRA: each stage
+*after* its patch merging, strides 8/16/32/32). Any 4-level pyramid whose strides
+are powers of two, non-decreasing and at most doubling from level to level is
+accepted: the heads fuse the levels at the first one's size and the model resizes
+their outputs to the input.
 
 Order of construction: build the host, load the checkpoint into the *unmodified*
 backbone (so official/timm/mmseg keys load unchanged), freeze every backbone
@@ -27,8 +33,19 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mtdense.registry import MODELS
-from .base_host import BackboneHost
+from .base_host import BackboneHost, LevelRef
 from .checkpoint import load_backbone_checkpoint
+
+
+def _check_strides(strides: Sequence[int], what: str) -> None:
+    """A pyramid the heads can fuse: strides are powers of two, non-decreasing, and at
+    most double from one level to the next (4/8/16/32; MTLoRA's 8/16/32/32)."""
+    ok = all(s >= 1 and s & (s - 1) == 0 for s in strides)
+    ok = ok and all(b in (a, 2 * a) for a, b in zip(strides, strides[1:]))
+    if not ok:
+        raise ValueError(f'AdaptedBackbone: {what} gives a pyramid with strides {list(strides)}; '
+                         'expected powers of two, non-decreasing, each at most twice the previous '
+                         '(e.g. [4, 8, 16, 32])')
 
 
 @MODELS.register_module()
@@ -110,22 +127,30 @@ class AdaptedBackbone(BaseModule):
             out_ch = list(out_ch) if isinstance(out_ch, (list, tuple)) else [out_ch] * num_outs
             self.out_channels: List[int] = out_ch
         else:
-            self.out_channels = host.out_channels
-            strides = [lv.stride for lv in host.levels]
-            if strides != [4, 8, 16, 32]:
-                raise ValueError(
-                    f'AdaptedBackbone: {type(host).__name__} levels have strides '
-                    f'{strides}, expected [4, 8, 16, 32] (patch size 4, stride-2 merges)')
+            levels = self.pyramid_levels()
+            self.out_channels = [lv.channels for lv in levels]
+            _check_strides([lv.stride for lv in levels],
+                           f'{type(host).__name__} + {type(method).__name__}')
         if len(self.out_channels) != 4:
             raise ValueError(f'AdaptedBackbone: the backbone{" + neck" if self.neck else ""} gives '
-                             f'{len(self.out_channels)} levels, expected 4 (strides 4/8/16/32)')
+                             f'{len(self.out_channels)} levels, expected 4')
+
+    def pyramid_levels(self) -> List[LevelRef]:
+        """The levels the method outputs before any neck: ``peft.pyramid_levels(host)``
+        when the method defines it, else the host's levels."""
+        own = getattr(self.peft, 'pyramid_levels', None)
+        return list(own(self.host)) if own is not None else list(self.host.levels)
 
     # ------------------------------------------------------------ freezing
     def _apply_freezing(self) -> None:
         host, method = self.host, self.peft
         names = set(method.backbone_trainable_names(host))
         if method.train_norms:
-            names |= set(host.norm_param_names())
+            norms = set(host.norm_param_names())
+            if not getattr(method, 'uses_output_norms', True):
+                # e.g. MTLoRA reads the post-merge stage outputs: norm{i} never runs
+                norms -= set(host.output_norm_param_names())
+            names |= norms
         if method.train_rel_pos:
             rel = host.rel_pos_param_names()
             if not rel:

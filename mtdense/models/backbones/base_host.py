@@ -13,7 +13,11 @@ methods need, independently of the library:
   (e.g. mmseg Swin: ``norm{i}`` then token-to-NCHW; timm ViT: drop prefix
   tokens then reshape);
 * ``forward_main``: the wrapped backbone's own forward (mmseg ``forward`` /
-  timm ``forward_intermediates``), so checkpoints and behaviour match exactly.
+  timm ``forward_intermediates``), so checkpoints and behaviour match exactly;
+* for hierarchical (Swin) hosts, a *stage-wise* view of that same forward
+  (``embed`` / ``run_block`` / ``merge``, see :class:`StageForward`) and, per
+  block, the modules between its linears (:class:`BlockParts`), for methods that
+  route their own task streams through the stages (MTLoRA).
 
 Methods attach through forward hooks on blocks / MLP slots / linears; the
 backbone's module tree and state-dict keys are left unchanged (except where a
@@ -47,6 +51,7 @@ class BlockRef:
             ``param_name`` is ``None`` for an ``nn.Linear`` called as a module (hookable)
             and the weight's attribute name when the weight is consumed functionally
             (``nn.MultiheadAttention``), which needs a parametrisation.
+        parts: the block's inner pieces (:class:`BlockParts`; Swin hosts only).
     """
     index: int
     stage: int
@@ -55,6 +60,38 @@ class BlockRef:
     mlp: nn.Module
     dim: int
     linears: Dict[str, Tuple[nn.Module, Optional[str]]] = field(default_factory=dict)
+    parts: Optional[BlockParts] = None
+
+
+@dataclass
+class BlockParts:
+    """The pieces of a Swin block between its LoRA targets, for a method that runs
+    the block's second half on its own task streams (MTLoRA).
+
+    The block computes, in its own tensor layout (tokens ``(B, L, C)`` for mmseg,
+    NHWC for timm), with ``a`` the attention output entering ``proj`` (window
+    layout ``(nW * B, N, C)``)::
+
+        y   = x + attn_drop_path(attn_tokens(proj_drop(proj(a))))
+        out = y + mlp_drop_path(mlp_out(fc2(mlp_hidden(fc1(norm2(y))))))
+
+    where ``attn_tokens`` (the host's :meth:`BackboneHost.attn_windows_to_tokens`)
+    merges the windows, reverses the cyclic shift and crops the window padding.
+
+    Attributes:
+        norm2: the MLP's input norm.
+        proj_drop: dropout applied to ``proj``'s output inside the attention.
+        attn_drop_path: drop path of the attention branch.
+        mlp_hidden: modules applied in order to ``fc1``'s output (activation, dropout).
+        mlp_out: modules applied in order to ``fc2``'s output (dropout, layer scale).
+        mlp_drop_path: drop path of the MLP branch.
+    """
+    norm2: nn.Module
+    proj_drop: nn.Module
+    attn_drop_path: nn.Module
+    mlp_hidden: Tuple[nn.Module, ...]
+    mlp_out: Tuple[nn.Module, ...]
+    mlp_drop_path: nn.Module
 
 
 @dataclass
@@ -111,6 +148,62 @@ class BackboneHost(nn.Module):
 
     def forward(self, x: Tensor) -> List[Tensor]:
         return self.forward_main(x)
+
+    # ------------------------------------------------------ stage-wise forward
+    # The same computation as ``forward_main`` cut at block and stage boundaries, for
+    # methods that carry their own task streams through the stages (MTLoRA). Only
+    # hierarchical hosts implement it; ``run_block`` calls the block module, so hooks
+    # fire as in ``forward_main``.
+
+    #: True when the host implements the stage-wise forward (Swin hosts).
+    has_stage_forward: bool = False
+
+    def _no_stage_forward(self, what: str):
+        raise NotImplementedError(
+            f'{type(self).__name__}.{what}: this host has no stage-wise forward (it is not a '
+            'hierarchical backbone with patch merging between stages)')
+
+    def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        """Patch embedding (+ absolute position embedding and its dropout) of images ``x``:
+        tokens in the block layout and their grid size (H, W)."""
+        self._no_stage_forward('embed')
+
+    def run_block(self, block: BlockRef, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        """``block`` on tokens ``x`` (block layout, any batch) of grid size ``hw``."""
+        self._no_stage_forward('run_block')
+
+    def merge(self, stage: int, x: Tensor,
+              hw: Tuple[int, int]) -> Optional[Tuple[Tensor, Tuple[int, int]]]:
+        """The patch merging that follows ``stage``, on that stage's block-layout tokens
+        (any batch): merged tokens and their grid size; None after the last stage."""
+        self._no_stage_forward('merge')
+
+    def tokens_to_nchw(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        """Block-layout tokens -> (N, C, H, W) (a channels-last view where possible)."""
+        self._no_stage_forward('tokens_to_nchw')
+
+    def attn_windows_to_tokens(self, block: BlockRef, windows: Tensor,
+                               hw: Tuple[int, int]) -> Tensor:
+        """Window-layout attention outputs ``(nW * N, Wh * Ww, C)`` of ``block`` -> the block
+        layout: merge windows, reverse the cyclic shift, crop the window padding (what the
+        block does to ``proj``'s output before its drop path)."""
+        self._no_stage_forward('attn_windows_to_tokens')
+
+    def merged_levels(self) -> List[LevelRef]:
+        """One level per stage taken *after* the stage's patch merging (the last stage has
+        none): the stage's last block, the merged channels and stride (Swin-T:
+        192/384/768/768 at strides 8/16/32/32)."""
+        self._no_stage_forward('merged_levels')
+
+    def merge_param_names(self) -> List[str]:
+        """Names of the patch-merging reduction weights (not their norms)."""
+        return []
+
+    def output_norm_param_names(self) -> List[str]:
+        """Norm parameters used only by the level output transforms (mmseg Swin's
+        ``norm{i}``, timm's final norm): unused by a method that reads the post-merge
+        stage outputs."""
+        return []
 
     # --------------------------------------------------------------- metadata
     @property

@@ -7,6 +7,10 @@ stage), and ``SwinTransformer.forward`` applies ``norm{i}`` and reshapes
 (B, H*W, C) -> (B, C, H, W). ``SwinBlock.ffn`` is mmcv's ``FFN`` called as
 ``ffn(norm2(x), identity=x)`` and returns ``x + drop_path(mlp(u))``.
 
+Stage-wise forward (MTLoRA): ``embed`` = ``patch_embed`` (+ absolute position
+embedding) and ``drop_after_pos``; ``merge(i)`` = ``stages[i].downsample`` (mmseg's
+``PatchMerging``: ``nn.Unfold``, norm, reduction), as in ``SwinTransformer.forward``.
+
 Input size: any. mmseg pads the image to the patch size (``padding='corner'``),
 pads each window partition to the window size and pads odd sizes in
 ``PatchMerging``; level i has size ceil(H / stride_i). Multiples of
@@ -16,11 +20,24 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, BlockRef, LevelRef
+from .base_host import BackboneHost, BlockParts, BlockRef, LevelRef
+
+
+def _ffn_parts(blk: nn.Module, name: str) -> Tuple[Tuple[nn.Module, ...], Tuple[nn.Module, ...]]:
+    """(modules after fc1, modules after fc2) of mmcv's two-layer ``FFN``
+    ``Sequential(Sequential(fc1, act, drop), fc2, drop)`` followed by ``gamma2``."""
+    ffn = blk.ffn
+    layers = ffn.layers
+    if (len(layers) != 3 or len(layers[0]) != 3 or not isinstance(layers[1], nn.Linear)
+            or not getattr(ffn, 'add_identity', False)):
+        raise TypeError(f'MMSegSwin: {name}.ffn is not the two-layer residual mmcv FFN this host '
+                        'describes (num_fcs=2, add_identity=True)')
+    return (layers[0][1], layers[0][2]), (layers[2], ffn.gamma2)
 
 
 @MODELS.register_module()
@@ -35,6 +52,7 @@ class MMSegSwin(BackboneHost):
     """
 
     family = 'swin'
+    has_stage_forward = True
 
     def __init__(self, **kwargs) -> None:
         super().__init__()
@@ -63,11 +81,13 @@ class MMSegSwin(BackboneHost):
         for s, stage in enumerate(bb.stages):
             stride *= strides[s]
             for j, blk in enumerate(stage.blocks):
+                name = f'stages.{s}.blocks.{j}'
+                hidden, after_fc2 = _ffn_parts(blk, name)
                 self.blocks.append(
                     BlockRef(
                         index=len(self.blocks),
                         stage=s,
-                        name=f'stages.{s}.blocks.{j}',
+                        name=name,
                         module=blk,
                         mlp=blk.ffn,
                         dim=bb.num_features[s],
@@ -76,7 +96,14 @@ class MMSegSwin(BackboneHost):
                             'proj': (blk.attn.w_msa.proj, None),
                             'fc1': (blk.ffn.layers[0][0], None),
                             'fc2': (blk.ffn.layers[1], None)
-                        }))
+                        },
+                        parts=BlockParts(
+                            norm2=blk.norm2,
+                            proj_drop=blk.attn.w_msa.proj_drop,
+                            attn_drop_path=blk.attn.drop,
+                            mlp_hidden=hidden,
+                            mlp_out=after_fc2,
+                            mlp_drop_path=blk.ffn.dropout_layer)))
             self.levels.append(
                 LevelRef(
                     block_index=len(self.blocks) - 1, channels=bb.num_features[s], stride=stride))
@@ -100,3 +127,62 @@ class MMSegSwin(BackboneHost):
         # read it as tokens directly, and convs take either layout
         out = getattr(bb, f'norm{level}')(z)
         return out.view(-1, hw[0], hw[1], self.levels[level].channels).permute(0, 3, 1, 2)
+
+    # ------------------------------------------------------ stage-wise forward
+    def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        bb = self.backbone
+        x, hw = bb.patch_embed(x)
+        if bb.use_abs_pos_embed:
+            x = x + bb.absolute_pos_embed
+        return bb.drop_after_pos(x), tuple(hw)
+
+    def run_block(self, block: BlockRef, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        return block.module(x, hw)
+
+    def merge(self, stage: int, x: Tensor,
+              hw: Tuple[int, int]) -> Optional[Tuple[Tensor, Tuple[int, int]]]:
+        down = self.backbone.stages[stage].downsample
+        if down is None:
+            return None
+        x, hw = down(x, hw)
+        return x, tuple(hw)
+
+    def tokens_to_nchw(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        return x.view(-1, hw[0], hw[1], x.shape[-1]).permute(0, 3, 1, 2)
+
+    def attn_windows_to_tokens(self, block: BlockRef, windows: Tensor,
+                               hw: Tuple[int, int]) -> Tensor:
+        # the tail of ShiftWindowMSA.forward after w_msa: merge windows, reverse the
+        # cyclic shift, crop the padding to the window size
+        attn = block.module.attn
+        ws, (h, w), c = attn.window_size, hw, windows.shape[-1]
+        h_pad, w_pad = -(-h // ws) * ws, -(-w // ws) * ws
+        x = attn.window_reverse(windows.view(-1, ws, ws, c), h_pad, w_pad)
+        if attn.shift_size > 0:
+            x = torch.roll(x, shifts=(attn.shift_size, attn.shift_size), dims=(1, 2))
+        if h_pad != h or w_pad != w:
+            x = x[:, :h, :w, :].contiguous()
+        return x.view(x.shape[0], h * w, c)
+
+    def merged_levels(self) -> List[LevelRef]:
+        out = []
+        for s, stage in enumerate(self.backbone.stages):
+            lv = self.levels[s]
+            if stage.downsample is None:
+                out.append(LevelRef(lv.block_index, lv.channels, lv.stride))
+            else:
+                nxt = self.levels[s + 1]
+                out.append(
+                    LevelRef(lv.block_index, stage.downsample.reduction.out_features, nxt.stride))
+        return out
+
+    def merge_param_names(self) -> List[str]:
+        return [
+            f'stages.{s}.downsample.reduction.{n}'
+            for s, stage in enumerate(self.backbone.stages) if stage.downsample is not None
+            for n, _ in stage.downsample.reduction.named_parameters()
+        ]
+
+    def output_norm_param_names(self) -> List[str]:
+        prefixes = tuple(f'norm{i}.' for i in range(len(self.levels)))
+        return [n for n, _ in self.backbone.named_parameters() if n.startswith(prefixes)]

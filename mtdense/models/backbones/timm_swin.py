@@ -9,6 +9,10 @@ the MLP input flattened to (B, H*W, C). ``forward_intermediates`` returns the
 stage outputs permuted to NCHW and applies the final ``norm`` only to the last
 stage, and only with ``norm=True``.
 
+Stage-wise forward (MTLoRA): ``embed`` = ``patch_embed`` then ``layers[0].downsample``
+(an Identity); ``merge(i)`` = ``layers[i + 1].downsample``, the PatchMerging that
+opens the next stage; block tensors stay NHWC throughout.
+
 Input size: with ``strict_img_size=False`` (our default) any H, W that are
 multiples of the patch size are accepted; window partitions are padded and
 the shift masks are built per forward. Window sizes are fixed at construction
@@ -19,11 +23,12 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, BlockRef, LevelRef
+from .base_host import BackboneHost, BlockParts, BlockRef, LevelRef
 
 
 @MODELS.register_module()
@@ -43,6 +48,7 @@ class TimmSwin(BackboneHost):
     """
 
     family = 'swin'
+    has_stage_forward = True
 
     def __init__(self,
                  model_name: str = 'swin_tiny_patch4_window7_224',
@@ -82,6 +88,11 @@ class TimmSwin(BackboneHost):
         self.levels: List[LevelRef] = []
         for s, stage in enumerate(bb.layers):
             for j, blk in enumerate(stage.blocks):
+                mlp = blk.mlp
+                parts = ('fc1', 'act', 'drop1', 'norm', 'fc2', 'drop2')
+                if not all(hasattr(mlp, a) for a in parts):
+                    raise TypeError(f'TimmSwin: layers.{s}.blocks.{j}.mlp is a '
+                                    f'{type(mlp).__name__}, not the timm Mlp {parts}')
                 self.blocks.append(
                     BlockRef(
                         index=len(self.blocks),
@@ -95,7 +106,14 @@ class TimmSwin(BackboneHost):
                             'proj': (blk.attn.proj, None),
                             'fc1': (blk.mlp.fc1, None),
                             'fc2': (blk.mlp.fc2, None)
-                        }))
+                        },
+                        parts=BlockParts(
+                            norm2=blk.norm2,
+                            proj_drop=blk.attn.proj_drop,
+                            attn_drop_path=blk.drop_path1,
+                            mlp_hidden=(mlp.act, mlp.drop1, mlp.norm),
+                            mlp_out=(mlp.drop2, ),
+                            mlp_drop_path=blk.drop_path2)))
             self.levels.append(
                 LevelRef(
                     block_index=len(self.blocks) - 1,
@@ -121,3 +139,57 @@ class TimmSwin(BackboneHost):
             z = bb.norm(z)
         # block outputs are NHWC already; a channels-last view, as in MMSegSwin
         return z.permute(0, 3, 1, 2)
+
+    # ------------------------------------------------------ stage-wise forward
+    def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        x = self.backbone.layers[0].downsample(self.backbone.patch_embed(x))
+        return x, (int(x.shape[1]), int(x.shape[2]))
+
+    def run_block(self, block: BlockRef, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        return block.module(x)
+
+    def merge(self, stage: int, x: Tensor,
+              hw: Tuple[int, int]) -> Optional[Tuple[Tensor, Tuple[int, int]]]:
+        layers = self.backbone.layers
+        if stage + 1 >= len(layers):
+            return None
+        x = layers[stage + 1].downsample(x)
+        return x, (int(x.shape[1]), int(x.shape[2]))
+
+    def tokens_to_nchw(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        return x.permute(0, 3, 1, 2)
+
+    def attn_windows_to_tokens(self, block: BlockRef, windows: Tensor,
+                               hw: Tuple[int, int]) -> Tensor:
+        # the tail of SwinTransformerBlock._attn after the attention: merge windows, crop
+        # the padding to the window size, reverse the cyclic shift
+        from timm.models.swin_transformer import window_reverse
+        blk = block.module
+        ws, (h, w), c = tuple(blk.window_size), hw, windows.shape[-1]
+        h_pad, w_pad = -(-h // ws[0]) * ws[0], -(-w // ws[1]) * ws[1]
+        x = window_reverse(windows.view(-1, ws[0], ws[1], c), ws, h_pad, w_pad)
+        x = x[:, :h, :w, :].contiguous()
+        if any(blk.shift_size):
+            x = torch.roll(x, shifts=tuple(blk.shift_size), dims=(1, 2))
+        return x
+
+    def merged_levels(self) -> List[LevelRef]:
+        layers, out = self.backbone.layers, []
+        for s, lv in enumerate(self.levels):
+            if s + 1 < len(layers):
+                out.append(
+                    LevelRef(lv.block_index, layers[s + 1].downsample.out_dim,
+                             self.levels[s + 1].stride))
+            else:
+                out.append(LevelRef(lv.block_index, lv.channels, lv.stride))
+        return out
+
+    def merge_param_names(self) -> List[str]:
+        return [
+            f'layers.{s}.downsample.reduction.{n}'
+            for s in range(1, len(self.backbone.layers))
+            for n, _ in self.backbone.layers[s].downsample.reduction.named_parameters()
+        ]
+
+    def output_norm_param_names(self) -> List[str]:
+        return [n for n, _ in self.backbone.named_parameters() if n.startswith('norm.')]
