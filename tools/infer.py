@@ -1,7 +1,8 @@
 """Run a trained multi-task model on images and write colourised prediction panels.
 
     python tools/infer.py IMG|DIR --config CONFIG --checkpoint CKPT --out DIR
-                          [--device cpu|cuda] [--save-raw] [--cfg-options k=v ...]
+                          [--device cpu|cuda] [--save-raw] [--on-error stop|skip]
+                          [--cfg-options k=v ...]
 
 For every image (a file, or the images directly inside a folder, sorted by
 name) it writes ``OUT/<name>.png``: the image followed by one colourised map
@@ -9,7 +10,8 @@ per task (class palette for semseg / human parts, saliency heatmap, normals as
 RGB, depth colormap). With ``--save-raw`` it also writes ``OUT/<name>.npz``
 holding the raw outputs at the image's size: seg tasks int64 (H, W) labels,
 ``saliency`` float32 (H, W) probability, ``normals`` float32 (H, W, 3) unit
-vectors, ``depth`` float32 (H, W) metres.
+vectors, ``depth`` float32 (H, W) metres. Images are read in their EXIF orientation
+(a portrait phone photo is predicted upright).
 """
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='torch device (default: %(default)s)')
     parser.add_argument('--save-raw', action='store_true',
                         help='also write <name>.npz with the raw task outputs')
+    parser.add_argument('--on-error', choices=['stop', 'skip'], default='stop',
+                        help='an image that cannot be read or predicted: stop there (default) '
+                        'or skip it and go on; either way it is named, and the exit status is 1')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. model.num_classes=21')
     return parser.parse_args(argv)
@@ -81,9 +86,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     vis.dataset_meta = model.dataset_meta
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
+    failed = []
     for k, path in enumerate(images, 1):
-        preds = inference_model(model, path)
-        img = decode('image', path)
+        try:
+            preds = inference_model(model, path)
+        except (OSError, ValueError) as e:  # DataFileError is a ValueError
+            failed.append(path)
+            print(f'[{k}/{len(images)}] {path}: error: {e}', file=sys.stderr)
+            if args.on_error == 'stop':
+                print(f'infer: stopped at {path} ({k - 1} image(s) written before it; '
+                      '--on-error skip goes on past unreadable images)', file=sys.stderr)
+                return 1
+            continue
+        img = decode('image_exif', path)  # as the model saw it (EXIF orientation applied)
         stem = osp.splitext(osp.basename(path))[0]
         panel_path = osp.join(args.out, f'{stem}.png')
         write_rgb_png(panel_path, vis.draw_predictions(img, preds))
@@ -94,8 +109,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             line += f', {raw_path}'
         print(line)
     seconds = time.perf_counter() - start
-    print(f'{len(images)} image(s) in {seconds:.2f} s ({len(images) / max(seconds, 1e-9):.2f} '
+    done = len(images) - len(failed)
+    print(f'{done} image(s) in {seconds:.2f} s ({done / max(seconds, 1e-9):.2f} '
           f'images/s on {args.device}); outputs in {args.out}')
+    if failed:
+        print(f'infer: {len(failed)} image(s) skipped: {", ".join(failed)}', file=sys.stderr)
+        return 1
     return 0
 
 

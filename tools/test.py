@@ -20,8 +20,9 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
 from mtdense.apis import dataset_meta_from_config, fill_num_classes
 from mtdense.engine.checkpoint import CheckpointMismatchError
-from mtdense.engine.config_tools import (drop_pretrained_paths, eval_protocol_of,
-                                         set_data_root, set_eval_protocol,
+from mtdense.engine.config_tools import (ConfigError, check_cfg_options, check_hook_configs,
+                                         check_num_classes, drop_pretrained_paths,
+                                         eval_protocol_of, set_data_root, set_eval_protocol,
                                          set_saliency_protocol)
 from mtdense.engine.launch import prepare_launcher
 from mtdense.engine.runner import build_runner
@@ -78,6 +79,7 @@ def main():
     register_all_modules()  # after the checks: importing mmseg/timm takes seconds
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root is not None:
         set_data_root(cfg, args.data_root)
@@ -105,9 +107,13 @@ def main():
         cfg.setdefault('custom_hooks', [])
         cfg.custom_hooks.append(dict(type='MultiTaskVisualizationHook', out_dir=args.show_dir,
                                      max_samples=args.show_num))
+    # mistakes that used to surface hours in, caught before anything is built
+    check_hook_configs(cfg)
+    dataset_meta = dataset_meta_from_config(cfg)
     if cfg.get('model', {}).get('num_classes', 0) is None:
         # e.g. semseg classes of the synthetic data live in its meta.json
-        fill_num_classes(cfg, dataset_meta_from_config(cfg))
+        fill_num_classes(cfg, dataset_meta)
+    check_num_classes(cfg, dataset_meta)
     prepare_launcher(cfg, args.launcher)
 
     runner = build_runner(cfg)
@@ -132,4 +138,7 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except ConfigError as e:  # a mistake in the config or the options: the message says which
+        sys.exit(f'tools/test.py: error: {e}')

@@ -17,7 +17,9 @@ import sys
 from mmengine.config import Config, DictAction
 from mtdense.apis import dataset_meta_from_config, fill_num_classes
 from mtdense.engine.checkpoint import CheckpointMismatchError
-from mtdense.engine.config_tools import check_total_batch, set_data_root, set_iters
+from mtdense.engine.config_tools import (ConfigError, check_cfg_options, check_hook_configs,
+                                         check_num_classes, check_total_batch, set_data_root,
+                                         set_iters)
 from mtdense.engine.launch import launch_world_size, prepare_launcher
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
@@ -58,6 +60,7 @@ def main():
         raise FileNotFoundError(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root is not None:
         set_data_root(cfg, args.data_root)
@@ -97,9 +100,13 @@ def main():
         except UnsafeCheckpointError as e:
             sys.exit(f'tools/train.py: error: {e}')
 
+    # mistakes that used to surface hours in, caught before anything is built
+    check_hook_configs(cfg)
+    dataset_meta = dataset_meta_from_config(cfg)
     if cfg.get('model', {}).get('num_classes', 0) is None:
         # e.g. semseg classes of the synthetic data live in its meta.json
-        fill_num_classes(cfg, dataset_meta_from_config(cfg))
+        fill_num_classes(cfg, dataset_meta)
+    check_num_classes(cfg, dataset_meta)
     prepare_launcher(cfg, args.launcher)
     check_total_batch(cfg, launch_world_size(args.launcher))
     runner = build_runner(cfg)
@@ -110,4 +117,7 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except ConfigError as e:  # a mistake in the config or the options: the message says which
+        sys.exit(f'tools/train.py: error: {e}')

@@ -52,9 +52,10 @@ class LoadMultiTaskImageFromArray(BaseTransform):
     def transform(self, results: dict) -> dict:
         img = results.get('img')
         if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
-                and img.shape[2] == 3):
+                and img.shape[2] == 3 and min(img.shape[:2]) > 0):
             raise ValueError('LoadMultiTaskImageFromArray: expected an RGB uint8 (H, W, 3) numpy '
-                             f'array, got {getattr(img, "dtype", type(img).__name__)} '
+                             'array with H, W > 0, got '
+                             f'{getattr(img, "dtype", type(img).__name__)} '
                              f'{getattr(img, "shape", "")}')
         results['img'] = np.ascontiguousarray(img)
         results['img_shape'] = img.shape[:2]
@@ -141,6 +142,10 @@ def build_inference_pipeline(cfg: Config, from_array: bool = False) -> Compose:
             n_loaders += 1
             if from_array:
                 t = LoadMultiTaskImageFromArray()
+            elif isinstance(t, dict) and t.get('decoder', 'image') == 'image':
+                # photos are shown in their EXIF orientation; a dataset's stored pixel grid
+                # (which its label files follow) does not matter at inference
+                t['decoder'] = 'image_exif'
         steps.append(t)
     if n_loaders != 1:
         raise ValueError(f'config {cfg.filename}: test_dataloader.dataset.pipeline must contain '

@@ -41,7 +41,13 @@ class BaseMultiTaskDataset(BaseDataset):
              ann_info={task: dict(path=..., decoder=..., **decoder_kwargs)})
 
     Every listed file is checked to exist while the list is built (missing ->
-    :class:`DataFileError` naming file and id); contents are checked when decoded.
+    :class:`DataFileError` naming file and id). When the dataset is fully initialised
+    (before the first iteration of a run) ``data_check`` checks more
+    (:mod:`mtdense.datasets.checks`): ``'sample'`` (default) every file's header (size,
+    format, shape, dtype) against its image plus a full decode of a few samples, ``'full'``
+    a decode of every sample, ``'off'`` nothing more. Defects raise one
+    :class:`DataFileError` listing them with their files; unit warnings (depth in
+    millimetres, normals as colours) are logged.
 
     Args:
         data_root: dataset root folder (the release's top folder).
@@ -49,6 +55,8 @@ class BaseMultiTaskDataset(BaseDataset):
         tasks: tasks to load (default: all the dataset provides), validated with
             :func:`mtdense.tasks.check_tasks`.
         pipeline: transforms (configs or callables).
+        data_check: ``'sample'`` | ``'full'`` | ``'off'`` (see above).
+        data_check_workers: processes of the ``'full'`` check.
         test_mode, indices, lazy_init, max_refetch, serialize_data: as in
             :class:`mmengine.dataset.BaseDataset`.
     """
@@ -66,8 +74,17 @@ class BaseMultiTaskDataset(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  lazy_init: bool = False,
                  max_refetch: int = 1000,
-                 serialize_data: bool = True) -> None:
+                 serialize_data: bool = True,
+                 data_check: str = 'sample',
+                 data_check_workers: int = 1) -> None:
         name = type(self).__name__
+        from .checks import LEVELS
+        if data_check not in LEVELS:
+            raise ValueError(f'{name}: data_check must be one of {list(LEVELS)}, got '
+                             f'{data_check!r}')
+        self.data_check = data_check
+        self.data_check_workers = int(data_check_workers)
+        self.check_report = None
         if not data_root or not os.path.isdir(data_root):
             raise DataFileError(f'{name}: data_root {data_root!r} is not a directory')
         if not isinstance(split, str) or not split:
@@ -94,6 +111,21 @@ class BaseMultiTaskDataset(BaseDataset):
                          lazy_init=lazy_init,
                          max_refetch=max_refetch,
                          serialize_data=serialize_data)
+
+    def full_init(self) -> None:
+        """mmengine's full initialisation, then the ``data_check`` of every listed file."""
+        was_init = self._fully_initialized
+        super().full_init()
+        if was_init or self.data_check == 'off':
+            return
+        from mmengine.logging import print_log
+
+        from .checks import check_dataset, raise_on_defects
+        self.check_report = check_dataset(self, self.data_check, self.data_check_workers)
+        if self.check_report.warnings or self.check_report.defects:
+            print_log(self.check_report.summary(), logger='current',
+                      level=30 if not self.check_report.defects else 40)
+        raise_on_defects(self.check_report)
 
     # ------------------------------------------------------------------ hooks
     @property

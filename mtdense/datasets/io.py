@@ -171,6 +171,20 @@ def _unit_normals(n: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return n * inv[..., None]
 
 
+def _check_jpeg_complete(path: str) -> None:
+    """A JPEG ends with the end-of-image marker; OpenCV decodes a truncated one silently
+    (the missing rows come out grey), so truncation is checked here (last 1 KiB read)."""
+    if not path.lower().endswith(('.jpg', '.jpeg')):
+        return
+    size = os.path.getsize(path)
+    if size == 0:
+        raise DataFileError(f'{path}: empty image file (0 bytes)')
+    with open(path, 'rb') as f:
+        f.seek(max(0, size - 1024))
+        if b'\xff\xd9' not in f.read():
+            raise DataFileError(f'{path}: truncated JPEG (no end-of-image marker; {size} bytes)')
+
+
 # --------------------------------------------------------------------------- decoders
 @register_decoder('image')
 def decode_image(path: str) -> np.ndarray:
@@ -180,12 +194,29 @@ def decode_image(path: str) -> np.ndarray:
     the raw pixel grid of the JPEG, so rotating only the image would misalign them.
     """
     path = _require_file(path, 'image')
+    _check_jpeg_complete(path)
     img = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise DataFileError(f'{path}: cannot decode the image (corrupt file or unsupported '
                             f'format)')
     if img.dtype != np.uint8:
         raise DataFileError(f'{path}: expected an 8-bit image, got dtype {img.dtype}')
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+@register_decoder('image_exif')
+def decode_image_exif(path: str) -> np.ndarray:
+    """RGB uint8 (H, W, 3) as displayed: the EXIF orientation is applied (a portrait phone
+    photo comes out upright). Used for inference inputs, which have no label files to keep
+    aligned; dataset readers use ``image`` (the stored pixel grid)."""
+    path = _require_file(path, 'image')
+    _check_jpeg_complete(path)
+    img = cv2.imread(path, cv2.IMREAD_COLOR)  # OpenCV applies the EXIF orientation by default
+    if img is None:
+        raise DataFileError(f'{path}: cannot decode the image (corrupt file or unsupported '
+                            f'format)')
+    if img.size == 0:
+        raise DataFileError(f'{path}: empty image {img.shape}')
     return np.ascontiguousarray(img[..., ::-1])
 
 

@@ -5,8 +5,13 @@ from typing import Any, List
 
 from mmengine.config import Config
 
-__all__ = ['drop_pretrained_paths', 'check_total_batch', 'set_eval_protocol',
-           'set_saliency_protocol', 'eval_protocol_of', 'set_data_root', 'set_iters']
+
+class ConfigError(ValueError):
+    """A config (or a command-line override) that would run, but not as intended."""
+
+__all__ = ['ConfigError', 'drop_pretrained_paths', 'check_total_batch', 'set_eval_protocol',
+           'set_saliency_protocol', 'eval_protocol_of', 'set_data_root', 'set_iters',
+           'check_cfg_options', 'check_hook_configs', 'check_num_classes', 'RUNNER_KEYS']
 
 
 def drop_pretrained_paths(node: Any, where: str = 'model') -> List[str]:
@@ -46,7 +51,7 @@ def check_total_batch(cfg: Config, world_size: int) -> None:
     total = per_process * int(world_size)
     base = int(scale['base_batch_size'])
     if total != base:
-        raise ValueError(
+        raise ConfigError(
             f'{cfg.filename}: its schedule is for a total batch of {base}, but '
             f'{world_size} process(es) x train_dataloader.batch_size {per_process} = {total}. '
             f'Set --cfg-options train_dataloader.batch_size={base // max(world_size, 1)} '
@@ -72,7 +77,7 @@ def set_eval_protocol(cfg: Config, protocol: str) -> None:
                 t['protocol'] = protocol
                 found = True
     if not found:
-        raise ValueError(f'{cfg.filename}: --eval-protocol {protocol} needs an MTTestResize in '
+        raise ConfigError(f'{cfg.filename}: --eval-protocol {protocol} needs an MTTestResize in '
                          'the test pipeline (the transform that applies the protocol); this '
                          "config's test pipeline has none")
 
@@ -117,7 +122,7 @@ def set_data_root(cfg: Config, root: str) -> List[str]:
             dataset['data_root'] = root
             changed.append(f'{key}.dataset.data_root')
     if not any(k.endswith('.data_root') for k in changed):
-        raise ValueError(f'{cfg.filename}: --data-root: no dataloader dataset has a data_root '
+        raise ConfigError(f'{cfg.filename}: --data-root: no dataloader dataset has a data_root '
                          'to set')
     return changed
 
@@ -127,10 +132,10 @@ def set_iters(cfg: Config, iters: int) -> None:
     interval and every iteration-based scheduler boundary (scaled proportionally, so a
     warm-up stays the same share of the run)."""
     if int(iters) < 1:
-        raise ValueError(f'--iters must be >= 1, got {iters}')
+        raise ConfigError(f'--iters must be >= 1, got {iters}')
     train_cfg = cfg.get('train_cfg')
     if not train_cfg or 'max_iters' not in train_cfg:
-        raise ValueError(f'{cfg.filename}: --iters needs an iteration-based train_cfg with '
+        raise ConfigError(f'{cfg.filename}: --iters needs an iteration-based train_cfg with '
                          f'max_iters; got train_cfg={dict(train_cfg or {})}')
     old = int(train_cfg['max_iters'])
     iters = int(iters)
@@ -151,3 +156,92 @@ def set_iters(cfg: Config, iters: int) -> None:
                 sched[key] = max(0, min(iters, round(int(sched[key]) * iters / old)))
         if sched.get('end') is not None and sched.get('begin', 0) >= sched['end']:
             sched['end'] = sched.get('begin', 0) + 1
+
+
+#: top-level keys that mmengine's Runner, the mtdense runner or the tools read
+RUNNER_KEYS = frozenset({
+    'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg',
+    'val_cfg', 'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler', 'val_evaluator',
+    'test_evaluator', 'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from',
+    'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level', 'visualizer',
+    'default_scope', 'randomness', 'experiment_name', 'runner_type', 'load_strict',
+    'model_wrapper_cfg', 'find_unused_parameters', 'custom_imports'})
+#: what to set instead of a top-level variable of a config file
+_VARIABLE_HINTS = {
+    'max_iters': '--iters N (or train_cfg.max_iters and the param_scheduler ends)',
+    'warmup_iters': 'param_scheduler.0.end and param_scheduler.1.begin',
+    'data_root': '--data-root DIR',
+    'tasks': 'model.tasks and the dataloaders\' dataset.tasks',
+    'num_classes': 'model.num_classes',
+    'crop_size': 'the crop / pad sizes inside train_dataloader.dataset.pipeline',
+}
+
+
+def check_cfg_options(cfg: Config, options: dict) -> None:
+    """Refuse ``--cfg-options`` on top-level keys that nothing reads after parsing.
+
+    Variables of a config file (``max_iters``, ``data_root``, ...) are used while the file
+    is read (``train_cfg = dict(max_iters=max_iters)``); setting them afterwards changes
+    nothing, so e.g. ``max_iters=3`` used to train the full schedule in silence.
+    """
+    for key in options:
+        top = key.split('.')[0]
+        if top in RUNNER_KEYS:
+            continue
+        hint = _VARIABLE_HINTS.get(top)
+        raise ConfigError(
+            f'--cfg-options {key}: {top!r} is not read by the runner or the tools'
+            + (f' (it is a variable of {cfg.filename}, already used when the file was read, '
+               if top in cfg else ' (not a key of the config, ')
+            + 'so setting it changes nothing). '
+            + (f'Set {hint} instead.' if hint else
+               f'Top-level keys that take effect: {", ".join(sorted(RUNNER_KEYS))}.'))
+
+
+def check_hook_configs(cfg: Config) -> None:
+    """Unknown keys of ``default_hooks`` / ``custom_hooks`` entries are errors at build time.
+
+    mmengine's hooks accept ``**kwargs`` (CheckpointHook for deprecated arguments), so a typo
+    such as ``intervall`` used to surface only at the first save, or never.
+    """
+    import difflib
+    import inspect
+
+    from mtdense.registry import HOOKS
+    entries = [(f'default_hooks.{name}', h) for name, h in (cfg.get('default_hooks') or {}).items()]
+    entries += [(f'custom_hooks[{i}]', h) for i, h in enumerate(cfg.get('custom_hooks') or [])]
+    for where, hook in entries:
+        if not isinstance(hook, dict) or 'type' not in hook:
+            continue
+        cls = HOOKS.get(hook['type']) if isinstance(hook['type'], str) else hook['type']
+        if cls is None:
+            raise ConfigError(f'{where}: hook type {hook["type"]!r} is not registered')
+        params = inspect.signature(cls.__init__).parameters
+        named = [n for n, p in params.items() if n != 'self' and p.kind not in (
+            inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+        for key in hook:
+            if key in ('type', 'priority') or key in named:
+                continue
+            close = difflib.get_close_matches(key, named, n=1)
+            raise ConfigError(f'{where}: {cls.__name__} has no argument {key!r}'
+                           + (f' (did you mean {close[0]!r}?)' if close else '')
+                           + f'; its arguments: {", ".join(named)}')
+
+
+def check_num_classes(cfg: Config, dataset_meta: dict) -> None:
+    """``model.num_classes`` must equal the number of classes of the dataset's metainfo."""
+    classes = (dataset_meta or {}).get('classes')
+    num = cfg.model.get('num_classes')
+    if not classes or num is None:
+        return
+    from mtdense.tasks import get_task_spec
+    tasks = [t for t in cfg.model.get('tasks', []) if get_task_spec(t).num_channels is None]
+    values = num.items() if isinstance(num, dict) else [(t, num) for t in tasks]
+    for task, n in values:
+        if get_task_spec(task).num_channels is None:
+            if int(n) != len(classes):
+                raise ConfigError(
+                    f'{cfg.filename}: model.num_classes={n} for {task!r}, but the dataset has '
+                    f'{len(classes)} classes ({", ".join(map(str, classes[:6]))}, ...); the head '
+                    'would not predict the classes above its count. Set model.num_classes='
+                    f'{len(classes)} (or leave it unset to take it from the dataset)')

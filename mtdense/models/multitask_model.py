@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, ModuleDict
 from mmengine.structures import PixelData
 from torch import Tensor
 
@@ -36,6 +37,19 @@ def _check_task_keys(where: str, mapping: Optional[Mapping], tasks: Sequence[str
         raise KeyError(f'MultiTaskDenseModel: {where} has keys {unknown} that are not in the '
                        f'model tasks {list(tasks)}')
     return mapping
+
+
+def _check_init_cfg(init_cfg, where: str) -> None:
+    """A ``Pretrained`` init whose local file is missing fails now, not when training starts."""
+    for cfg in init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]:
+        if not isinstance(cfg, Mapping):
+            continue
+        path = cfg.get('checkpoint')
+        if (cfg.get('type') == 'Pretrained' and isinstance(path, str) and '://' not in path
+                and not os.path.isfile(path)):
+            raise FileNotFoundError(f'MultiTaskDenseModel: {where} has init_cfg '
+                                    f"type='Pretrained' with checkpoint {path!r}, which does not "
+                                    'exist')
 
 
 @MODELS.register_module()
@@ -137,7 +151,9 @@ class MultiTaskDenseModel(BaseModel):
         # Heads --------------------------------------------------------------
         self.num_classes = self._resolve_num_classes(num_classes)
         overrides = _check_task_keys('head_overrides', head_overrides, self.tasks)
-        self.heads = nn.ModuleDict()
+        # mmengine's ModuleDict, not torch's: BaseModule.init_weights only visits children that
+        # have init_weights, so heads inside a torch ModuleDict never saw their init_cfg
+        self.heads = ModuleDict()
         for task in self.tasks:
             out_ch = get_task_spec(task).out_channels(self.num_classes.get(task))
             cfg = copy.deepcopy(dict(heads))
@@ -151,6 +167,7 @@ class MultiTaskDenseModel(BaseModel):
                                  f'{cfg["out_channels"]}, but the task needs {out_ch}; leave it unset')
             cfg['out_channels'] = out_ch
             cfg.setdefault('in_channels', list(in_channels))
+            _check_init_cfg(cfg.get('init_cfg'), f'head of task {task!r}')
             self.heads[task] = MODELS.build(cfg)
 
         # Losses -------------------------------------------------------------

@@ -293,7 +293,11 @@ def test_nyud_bad_depth(nyud, bad, match):
     d = truth['0005']['depth'].copy()
     d[4, 4] = bad
     np.save(os.path.join(root, 'depth', '0005.npy'), d)
-    ds = NYUDv2MTDataset(root, split='val', tasks=['depth'])
+    # found when the dataset is built (the default data_check decodes these samples)...
+    with pytest.raises(DataFileError, match=f'(?s)1 defect.*0005.npy.*{match}'):
+        NYUDv2MTDataset(root, split='val', tasks=['depth'])
+    # ...and by the decoder itself
+    ds = NYUDv2MTDataset(root, split='val', tasks=['depth'], data_check='off')
     ds.load_sample(0)  # the other sample is fine
     with pytest.raises(DataFileError, match=f'0005.npy.*{match}'):
         ds.load_sample(1)
@@ -303,7 +307,11 @@ def test_nyud_wrong_size_and_missing(nyud):
     root, _ = nyud
     fx.write_gray_png(os.path.join(root, 'segmentation', '0001.png'),
                       np.ones((H, W - 4), np.uint8))
-    ds = NYUDv2MTDataset(root, split='train', tasks=['semseg'])
+    # the header check at build time compares every map's size with its image
+    with pytest.raises(DataFileError, match=r'0001.png \(id 0001\): semseg: size \(h, w\) '
+                                            r'\(24, 28\) differs from its image \(24, 32\)'):
+        NYUDv2MTDataset(root, split='train', tasks=['semseg'])
+    ds = NYUDv2MTDataset(root, split='train', tasks=['semseg'], data_check='off')
     with pytest.raises(DataFileError, match=r'0001.png: semseg map.*\(24, 28\).*\(24, 32\)'):
         ds.load_sample(0)
     os.remove(os.path.join(root, 'normals', '0003.npy'))
@@ -349,7 +357,9 @@ def test_synthetic_label_out_of_range(synth):
     bad = np.zeros((H, W), np.uint8)
     bad[0, 0] = 6  # 5 classes -> stored values 0..5
     fx.write_gray_png(os.path.join(root, 'segmentation', '000002.png'), bad)
-    ds = SyntheticMTDataset(root, split='val', tasks=['semseg'])
+    with pytest.raises(DataFileError, match=r'(?s)defect.*000002.png.*\[6\]'):
+        SyntheticMTDataset(root, split='val', tasks=['semseg'])
+    ds = SyntheticMTDataset(root, split='val', tasks=['semseg'], data_check='off')
     with pytest.raises(DataFileError, match=r'000002.png.*\[6\]'):
         ds.load_sample(0)
 

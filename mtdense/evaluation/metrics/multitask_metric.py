@@ -192,6 +192,8 @@ class MultiTaskMetric(BaseMetric):
                         f'ground-truth resolution, so predictions must be resized to it '
                         f'(ori_shape) first')
                 stats = self.new_stats(task)
+                if isinstance(stats, SegStats):
+                    self._check_logit_classes(sample, task, stats.num_classes, where)
                 try:
                     if stats.kind == 'normals':
                         stats.update(pred, gt, channel_axis=0)  # (3, H, W)
@@ -202,6 +204,21 @@ class MultiTaskMetric(BaseMetric):
                 record[task] = stats.state_dict()
             record[_PROTOCOL_KEY] = _metainfo(sample).get('eval_protocol', 'native')
             self.results.append(record)
+
+    @staticmethod
+    def _check_logit_classes(sample: Any, task: str, num_classes: int, where: str) -> None:
+        """A model with C outputs scored against labels of another class set is an error:
+        its predictions never reach classes >= C, so the mIoU would look plausible."""
+        logits = sample.get(f'logits_{task}', None)
+        if logits is None:
+            return
+        data = logits.data if hasattr(logits, 'data') else (
+            logits['data'] if isinstance(logits, dict) and 'data' in logits else logits)
+        if getattr(data, 'ndim', 0) == 3 and int(data.shape[0]) != num_classes:
+            raise ValueError(
+                f'{where}, task {task!r}: the model predicts {int(data.shape[0])} classes but the '
+                f'evaluation has {num_classes} (dataset metainfo or MultiTaskMetric.num_classes); '
+                'the model was built for another class set (check model.num_classes)')
 
     # ------------------------------------------------------------------ compute
     def compute_metrics(self, results: List[Dict[str, Dict[str, Any]]]) -> Dict[str, float]:
