@@ -23,7 +23,7 @@ from mtdense.engine.checkpoint import CheckpointMismatchError
 from mtdense.engine.config_tools import (ConfigError, check_cfg_options, check_hook_configs,
                                          check_num_classes, drop_pretrained_paths,
                                          eval_protocol_of, set_data_root, set_eval_protocol,
-                                         set_saliency_protocol)
+                                         set_saliency_protocol, set_vis_backends)
 from mtdense.engine.launch import prepare_launcher
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
@@ -47,6 +47,9 @@ def parse_args():
                         'ASTMT-lineage code behind published tables)')
     parser.add_argument('--data-root', help='dataset root of every dataloader (overrides the '
                         "config's data_root)")
+    parser.add_argument('--vis', nargs='+', metavar='BACKEND',
+                        help='where scalars and panels are logged: local tensorboard wandb '
+                        '(default: the config\'s visualizer, local files)')
     parser.add_argument('--baselines', help='baselines JSON for Δm (tools/make_baselines.py); '
                         "overrides the evaluator's")
     parser.add_argument('--non-strict', action='store_true',
@@ -83,6 +86,8 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root is not None:
         set_data_root(cfg, args.data_root)
+    if args.vis is not None:
+        set_vis_backends(cfg, args.vis)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -124,6 +129,9 @@ def main():
 
     if get_rank() == 0:
         from mtdense.evaluation import format_table
+        # mmengine's LoggerHook sends validation metrics to the vis backends, not test ones
+        runner.visualizer.add_scalars({f'test/{k}': float(v) for k, v in metrics.items()},
+                                      step=0)
         print(format_table(metrics))
         out = args.out or osp.join(cfg.work_dir, 'metrics.json')
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)

@@ -19,7 +19,7 @@ from mtdense.apis import dataset_meta_from_config, fill_num_classes
 from mtdense.engine.checkpoint import CheckpointMismatchError
 from mtdense.engine.config_tools import (ConfigError, check_cfg_options, check_hook_configs,
                                          check_num_classes, check_total_batch, set_data_root,
-                                         set_iters)
+                                         set_iters, set_vis_backends)
 from mtdense.engine.launch import launch_world_size, prepare_launcher
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
@@ -40,6 +40,9 @@ def parse_args():
                         help='load_from: load only the checkpoint keys that match the model')
     parser.add_argument('--data-root', help='dataset root of every dataloader (overrides the '
                         "config's data_root)")
+    parser.add_argument('--vis', nargs='+', metavar='BACKEND',
+                        help='where scalars and panels are logged: local tensorboard wandb '
+                        '(default: the config\'s visualizer, local files)')
     parser.add_argument('--iters', type=int, help='train this many iterations: sets the loop, '
                         'validation and checkpoint intervals and scales the lr schedule')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -64,6 +67,8 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root is not None:
         set_data_root(cfg, args.data_root)
+    if args.vis is not None:
+        set_vis_backends(cfg, args.vis)
     if args.iters is not None:
         set_iters(cfg, args.iters)
     if args.work_dir is not None:

@@ -11,7 +11,8 @@ class ConfigError(ValueError):
 
 __all__ = ['ConfigError', 'drop_pretrained_paths', 'check_total_batch', 'set_eval_protocol',
            'set_saliency_protocol', 'eval_protocol_of', 'set_data_root', 'set_iters',
-           'check_cfg_options', 'check_hook_configs', 'check_num_classes', 'RUNNER_KEYS']
+           'check_cfg_options', 'check_hook_configs', 'check_num_classes', 'RUNNER_KEYS',
+           'set_vis_backends', 'VIS_BACKENDS']
 
 
 def drop_pretrained_paths(node: Any, where: str = 'model') -> List[str]:
@@ -245,3 +246,26 @@ def check_num_classes(cfg: Config, dataset_meta: dict) -> None:
                     f'{len(classes)} classes ({", ".join(map(str, classes[:6]))}, ...); the head '
                     'would not predict the classes above its count. Set model.num_classes='
                     f'{len(classes)} (or leave it unset to take it from the dataset)')
+
+
+#: --vis names -> mmengine vis backends
+VIS_BACKENDS = {'local': 'LocalVisBackend', 'tensorboard': 'TensorboardVisBackend',
+                'wandb': 'WandbVisBackend'}
+
+
+def set_vis_backends(cfg: Config, names: List[str]) -> None:
+    """Log scalars and panels to these backends (``--vis local tensorboard wandb``)."""
+    unknown = [n for n in names if n not in VIS_BACKENDS]
+    if unknown:
+        raise ConfigError(f'--vis: unknown backend(s) {unknown}; choose from {sorted(VIS_BACKENDS)}')
+    for name, module in (('tensorboard', 'tensorboard'), ('wandb', 'wandb')):
+        if name in names:
+            try:
+                __import__(module)
+            except ImportError:
+                raise ConfigError(f'--vis {name} needs the {module!r} package: pip install '
+                                  f'{module}') from None
+    vis = cfg.get('visualizer')
+    if not vis:
+        raise ConfigError(f'{cfg.filename}: --vis needs a visualizer in the config')
+    vis['vis_backends'] = [dict(type=VIS_BACKENDS[n]) for n in dict.fromkeys(names)]

@@ -247,7 +247,7 @@ class MultiTaskVisualizer(Visualizer):
                        wait_time: float = 0,
                        out_file: Optional[str] = None,
                        step: int = 0) -> np.ndarray:
-        """Draw the panel of ``data_sample``; write it to ``out_file`` or the backends.
+        """Draw the panel of ``data_sample``; write it to ``out_file`` and the backends.
 
         Args:
             name: identifier of the panel (backends, window title).
@@ -257,7 +257,7 @@ class MultiTaskVisualizer(Visualizer):
             draw_gt / draw_pred: which rows to draw.
             show: also display the panel (needs a display).
             wait_time: display time in seconds with ``show``.
-            out_file: PNG path; without it the panel goes to the vis backends.
+            out_file: PNG path to write the panel to (it goes to the vis backends in any case).
             step: global step for the backends.
 
         Returns:
@@ -271,6 +271,7 @@ class MultiTaskVisualizer(Visualizer):
             self.show(panel, win_name=name, wait_time=wait_time)
         if out_file is not None:
             write_rgb_png(out_file, panel)
-        else:
-            self.add_image(name, panel, step)
+        # every configured backend gets the panel too (TensorBoard, W&B, local vis_data);
+        # writing only out_file kept the panels away from the backends
+        self.add_image(name, panel, step)
         return panel

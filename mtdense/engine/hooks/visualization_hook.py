@@ -21,8 +21,9 @@ def _train_iter(runner) -> int:
     test run would need the training split to exist.
     """
     from mmengine.runner import BaseLoop
-    loop = getattr(runner, '_train_loop', None)
-    return runner.iter if isinstance(loop, BaseLoop) else 0
+    if not hasattr(runner, '_train_loop'):  # not an mmengine Runner: trust its iter
+        return int(runner.iter)
+    return runner.iter if isinstance(runner._train_loop, BaseLoop) else 0
 
 
 def _safe_name(name: str) -> str:
