@@ -5,7 +5,7 @@
         [--baselines-out baselines.json] [--out report.md]
 
 The baseline run's primary metrics are written as a baselines JSON (with its provenance),
-then every run gets a per-task row and Δm (DESIGN §5: semseg/parts/saliency mIoU ↑,
+then every run gets a per-task row and Δm (docs/evaluation.md: semseg/parts/saliency mIoU ↑,
 normals mErr ↓, depth rmse ↓).
 """
 import argparse

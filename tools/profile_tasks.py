@@ -158,7 +158,7 @@ def replot(json_path: str, out_dir: Optional[str]) -> int:
 
 
 def format_summary(report) -> str:
-    """Markdown table of the results plus the DESIGN.md targets."""
+    """Markdown table of the results plus the cost targets."""
     lines = ['| config | T | mode | img/s | median ms [p10, p90] | backbone ms | peak MB (+incr) '
              '| GFLOPs bb / heads | trainable params |',
              '|---|---|---|---|---|---|---|---|---|']

@@ -792,7 +792,7 @@ def _ok(rec: Dict[str, Any]) -> bool:
 
 
 def summarize(records: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Per-config ratios versus the smallest T and the DESIGN.md section 7 targets."""
+    """Per-config ratios versus the smallest T and the project's cost targets (README, Profiling)."""
     per_label: Dict[str, Any] = OrderedDict()
     labels = [r['label'] for r in records if r['label'] != BACKBONE_ALONE]
     for label in dict.fromkeys(labels):
@@ -837,7 +837,7 @@ def _find(records, method: str, mode: str, num_tasks: int):
 
 
 def evaluate_targets(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """DESIGN.md section 7 cost targets, for every VMT-type config in the run.
+    """The project's cost targets, for every VMT-type config in the run.
 
     Each entry: ``target``, ``label``, ``value``, ``threshold``, ``status``
     ('met' | 'not met' | 'not measured') and ``note``.
@@ -869,7 +869,7 @@ def evaluate_targets(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         a, b = get('infer', 1), get('infer', 8)
         entry = dict(target='inference throughput(T=8) >= 0.8 x throughput(T=1)', label=label,
                      threshold=0.8, value=None, status='not measured',
-                     note=f"img_size {recs[0]['img_size']} (DESIGN.md states it at 448), "
+                     note=f"img_size {recs[0]['img_size']} (the targets are stated at 448), "
                           f"device {recs[0]['device']}")
         if a and b:
             v = b['throughput_img_s'] / a['throughput_img_s']

@@ -22,7 +22,7 @@ from .losses import DEFAULT_LOSSES
 
 __all__ = ['MultiTaskDenseModel', 'DEFAULT_LOSS_WEIGHTS']
 
-# Per base task, the weights of the common PASCAL-Context protocol (DESIGN.md §5).
+# Per base task, the weights of the common PASCAL-Context protocol (MTLoRA / ASTMT: docs/configs.md).
 DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
     'semseg': 1.0, 'human_parts': 2.0, 'saliency': 5.0, 'normals': 10.0, 'depth': 1.0,
 }

@@ -1,4 +1,4 @@
-"""Functional metrics on tiny hand-computed cases (DESIGN.md §5 definitions)."""
+"""Functional metrics on tiny hand-computed cases (docs/evaluation.md definitions)."""
 import math
 
 import numpy as np

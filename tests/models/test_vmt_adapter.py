@@ -1,4 +1,4 @@
-"""VMT-Adapter / VMT-Adapter-Lite (DESIGN.md section 2)."""
+"""VMT-Adapter / VMT-Adapter-Lite (docs/methods.md)."""
 import copy
 
 import mtdense  # noqa: F401,I001  (first: installs the mmcv.ops stand-in mmseg needs)

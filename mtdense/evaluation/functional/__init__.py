@@ -1,4 +1,4 @@
-"""Numpy metric functions and their additive accumulators (DESIGN.md §5).
+"""Numpy metric functions and their additive accumulators (definitions: docs/evaluation.md).
 
 Each task kind has an accumulator (``SegStats``, ``SaliencyStats``, ``NormalsStats``,
 ``DepthStats``) with ``update(pred, gt)``, ``merge(other)``, ``state_dict()`` /

@@ -39,7 +39,7 @@ class MultiTaskMetric(BaseMetric):
     depth error sums), one record per sample in ``self.results``; mmengine gathers
     them across ranks (dropping the sampler's padding) and ``compute_metrics`` sums
     them, so the result is the same as a single-process evaluation. Definitions:
-    :mod:`mtdense.evaluation.functional` (DESIGN.md §5).
+    :mod:`mtdense.evaluation.functional` (docs/evaluation.md).
 
     Predictions must already be at the ground-truth resolution (the model resizes
     them to ``ori_shape``; the test pipeline keeps ground truth at original size), so

@@ -1,4 +1,4 @@
-"""VMT-Adapter and VMT-Adapter-Lite (DESIGN.md section 2; our reading of
+"""VMT-Adapter and VMT-Adapter-Lite (docs/methods.md; our reading of
 Xin et al., AAAI 2024, which publishes no code).
 
 For every block, with x the tokens after the attention residual and u = LN2(x)
