@@ -67,6 +67,9 @@ class LoadMultiTaskImageFromArray(BaseTransform):
 def _load_config(config: Union[str, os.PathLike, Config],
                  cfg_options: Optional[dict]) -> Config:
     if isinstance(config, (str, os.PathLike)):
+        from mtdense.utils.config_names import resolve_config
+        if not osp.isfile(config) and not os.fspath(config).endswith('.py'):
+            config = resolve_config(os.fspath(config))  # a zoo name, e.g. vmt/vmt_swin-t_pascal-mt
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file not found: {config}')
         cfg = Config.fromfile(os.fspath(config))
@@ -232,7 +235,8 @@ def prediction_to_numpy(data_sample, tasks: Sequence[str]) -> Dict[str, np.ndarr
     return out
 
 
-def _prepare(img: ImageInput, index: int, pipelines: Dict[bool, Compose]) -> dict:
+def prepare_image(img: ImageInput, index: int, pipelines: Dict[bool, Compose]) -> dict:
+    """Run the inference pipeline (``pipelines[True]`` arrays, ``[False]`` paths) on one image."""
     # img_id / sample_idx are meta keys PackMultiTaskInputs copies (datasets set them).
     if isinstance(img, np.ndarray):
         return pipelines[True](dict(img=img, img_path=None, img_id=f'array_{index}',
@@ -273,17 +277,27 @@ def inference_model(model: nn.Module, img: Union[ImageInput, Sequence[ImageInput
         pipelines[True] = build_inference_pipeline(cfg, from_array=True)
     if any(not isinstance(i, np.ndarray) for i in imgs):
         pipelines[False] = build_inference_pipeline(cfg, from_array=False)
-    prepared = [_prepare(im, k, pipelines) for k, im in enumerate(imgs)]
-    # One batch per network input size: padding images to a common size would make a
-    # prediction depend on its batch mates (the windowed backbone sees the padding).
+    prepared = [prepare_image(im, k, pipelines) for k, im in enumerate(imgs)]
+    tasks = list(model.tasks)
+    results = [prediction_to_numpy(s, tasks) for s in predict_prepared(model, prepared)]
+    return results[0] if single else results
+
+
+def predict_prepared(model: nn.Module, prepared: Sequence[dict]) -> List[Any]:
+    """``model.test_step`` on pipeline outputs, one batch per network input size; the
+    predicted data samples in input order.
+
+    Padding images to a common size would make a prediction depend on its batch mates
+    (the windowed backbone sees the padding), so images of different sizes never share
+    a batch.
+    """
     groups: Dict[tuple, List[int]] = {}
     for k, item in enumerate(prepared):
         groups.setdefault(tuple(item['inputs'].shape), []).append(k)
-    tasks = list(model.tasks)
-    results: List[Optional[Dict[str, np.ndarray]]] = [None] * len(prepared)
+    out: List[Any] = [None] * len(prepared)
     for idx in groups.values():
         with torch.no_grad():
             samples = model.test_step(pseudo_collate([prepared[k] for k in idx]))
         for k, s in zip(idx, samples):
-            results[k] = prediction_to_numpy(s, tasks)
-    return results[0] if single else results
+            out[k] = s
+    return out
