@@ -45,7 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the dataset folders of a non-empty --out made with '
                              'other settings')
-    parser.add_argument('--quiet', action='store_true', help='no progress lines')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     # Argument errors are reported by argparse (exit status 2) before anything is written.
     if args.num <= 0:
@@ -79,7 +79,7 @@ def _release_layout(args: argparse.Namespace) -> int:
     try:
         result = ReleaseLayoutWriter(args.out, args.layout, args.num, seed=args.seed,
                                      sizes=sizes, val_fraction=args.val_fraction, workers=args.workers,
-                                     overwrite=args.overwrite).run()
+                                     overwrite=args.overwrite).run(progress=not args.quiet)
     except (ValueError, FileExistsError) as e:
         print(f'make_synthetic: error: {e}', file=sys.stderr)
         return 1

@@ -278,20 +278,30 @@ class ReleaseLayoutWriter:
                 os.remove(marker)
         os.makedirs(root, exist_ok=True)
 
-    def run(self) -> Dict[str, Any]:
-        """Write the tree; returns the settings with the split sizes."""
+    def run(self, progress: bool = False) -> Dict[str, Any]:
+        """Write the tree (``progress``: a bar with rate and ETA); returns the settings with
+        the split sizes."""
         self._prepare_dir()
         args = (self.layout, self.out_dir, self.seed, self.ids, self.sizes)
+        bar = None
+        if progress:
+            from mmengine.utils import ProgressBar
+            bar = ProgressBar(self.num)
         if self.workers == 1:
             _init_worker(*args)
-            for i in range(self.num):
-                _make_one(i)
+            done = map(_make_one, range(self.num))
+            for _ in done:
+                if bar is not None:
+                    bar.update()
         else:
             methods = mp.get_all_start_methods()
             ctx = mp.get_context('fork' if 'fork' in methods else 'spawn')
             with ctx.Pool(self.workers, initializer=_init_worker, initargs=args) as pool:
                 for _ in pool.imap_unordered(_make_one, range(self.num)):
-                    pass
+                    if bar is not None:
+                        bar.update()
+        if bar is not None:
+            bar.file.write('\n')
         num_train = self.num - self.num_val
         split_dir = os.path.join(self.out_dir, _SPLIT_DIRS[self.layout])
         os.makedirs(split_dir, exist_ok=True)

@@ -184,13 +184,19 @@ class SyntheticDatasetWriter:
             pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=init_args)
             results = pool.imap_unordered(_make_one, range(self.num),
                                           chunksize=max(1, min(16, self.num // (4 * self.workers))))
+        bar = None
+        if progress:
+            from mmengine.utils import ProgressBar  # rate and ETA, as mmengine's tools show
+            bar = ProgressBar(self.num)
         try:
-            for done, (index, person, px) in enumerate(results, 1):
+            for index, person, px in results:
                 has_person[index] = person
                 pixels += px
-                if progress and (done % max(1, self.num // 10) == 0 or done == self.num):
-                    print(f'  {done}/{self.num} samples', flush=True)
+                if bar is not None:
+                    bar.update()
         finally:
+            if bar is not None:
+                bar.file.write('\n')
             if pool is not None:
                 pool.close()
                 pool.join()
