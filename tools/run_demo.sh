@@ -52,7 +52,7 @@ run_method() {  # train, test and count one method; results in $DEMO_DIR/$1
       --cfg-options $ckpt_opt $(sched "$ITERS") > "$DEMO_DIR/$m.log" 2>&1
   [ "$m" = vmt ] && show=(--show-dir "$DEMO_DIR/panels_vmt" --show-num 6)
   $PY tools/test.py "configs/demo/$m.py" "$DEMO_DIR/$m/iter_$ITERS.pth" \
-      --work-dir "$DEMO_DIR/$m" --out "$DEMO_DIR/$m/metrics.json" "${show[@]}" \
+      --work-dir "$DEMO_DIR/$m" --metrics-out "$DEMO_DIR/$m/metrics.json" "${show[@]}" \
       --cfg-options $ckpt_opt $(sched "$ITERS") > "$DEMO_DIR/$m.test.log" 2>&1
   $PY tools/analyze_params.py "configs/demo/$m.py" --cfg-options $ckpt_opt --json - \
       2>/dev/null | $PY -c "import json,sys; print(json.load(sys.stdin)['trainable'])" \

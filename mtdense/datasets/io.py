@@ -180,6 +180,8 @@ def _check_jpeg_complete(path: str) -> None:
     if size == 0:
         raise DataFileError(f'{path}: empty image file (0 bytes)')
     with open(path, 'rb') as f:
+        if f.read(2) != b'\xff\xd8':
+            return  # not a JPEG stream at all: the decoder reports it
         f.seek(max(0, size - 1024))
         if b'\xff\xd9' not in f.read():
             raise DataFileError(f'{path}: truncated JPEG (no end-of-image marker; {size} bytes)')
