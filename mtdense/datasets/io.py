@@ -196,11 +196,11 @@ def decode_image(path: str) -> np.ndarray:
     the raw pixel grid of the JPEG, so rotating only the image would misalign them.
     """
     path = _require_file(path, 'image')
-    _check_jpeg_complete(path)
     img = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise DataFileError(f'{path}: cannot decode the image (corrupt file or unsupported '
                             f'format)')
+    _check_jpeg_complete(path)  # decodable, but maybe cut short
     if img.dtype != np.uint8:
         raise DataFileError(f'{path}: expected an 8-bit image, got dtype {img.dtype}')
     return np.ascontiguousarray(img[..., ::-1])
@@ -212,11 +212,11 @@ def decode_image_exif(path: str) -> np.ndarray:
     photo comes out upright). Used for inference inputs, which have no label files to keep
     aligned; dataset readers use ``image`` (the stored pixel grid)."""
     path = _require_file(path, 'image')
-    _check_jpeg_complete(path)
     img = cv2.imread(path, cv2.IMREAD_COLOR)  # OpenCV applies the EXIF orientation by default
     if img is None:
         raise DataFileError(f'{path}: cannot decode the image (corrupt file or unsupported '
                             f'format)')
+    _check_jpeg_complete(path)  # decodable, but maybe cut short
     if img.size == 0:
         raise DataFileError(f'{path}: empty image {img.shape}')
     return np.ascontiguousarray(img[..., ::-1])
