@@ -149,7 +149,9 @@ def _main(args: argparse.Namespace) -> int:
         # mmengine's LoggerHook sends validation metrics to the vis backends, not test ones
         runner.visualizer.add_scalars({f'test/{k}': float(v) for k, v in metrics.items()},
                                       step=0)
-        print(format_table(metrics))
+        if not isinstance(cfg.get('test_evaluator'), dict) or \
+                cfg.test_evaluator.get('type') != 'MultiTaskMetric':
+            print(format_table(metrics))  # MultiTaskMetric has logged its tables already
         out = args.metrics_out or osp.join(cfg.work_dir, 'metrics.json')
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         with open(out, 'w') as f:

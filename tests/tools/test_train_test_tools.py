@@ -64,6 +64,8 @@ def test_test_tool_prints_table_and_writes_json(tiny_run, tmp_path):
         for name in names:
             assert name in proc.stdout
     assert f'metrics written to {out}' in proc.stdout
+    assert proc.stdout.count('mErr | median') == 1  # each table printed once
+    assert 'No pre-trained weights' not in proc.stdout + proc.stderr  # mmseg's misleading notice
     with open(out) as f:
         result = json.load(f)
     assert result['checkpoint'] == str(tiny_run.ckpt)
