@@ -29,7 +29,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 from mtdense.registry import DATASETS, MODELS, TRANSFORMS
-from mtdense.tasks import get_task_spec
+from mtdense.tasks import get_task
 
 __all__ = ['LoadMultiTaskImageFromArray', 'init_model', 'inference_model',
            'build_inference_pipeline', 'dataset_meta_from_config', 'prediction_to_numpy']
@@ -163,7 +163,7 @@ def fill_num_classes(cfg: Config, dataset_meta: Dict[str, Any]) -> None:
     model = cfg.model
     if model.get('num_classes') is not None:
         return
-    needs = [t for t in model.get('tasks', []) if get_task_spec(t).num_channels is None]
+    needs = [t for t in model.get('tasks', []) if get_task(t).num_channels is None]
     if not needs:
         return
     classes = dataset_meta.get('classes')
@@ -227,12 +227,7 @@ def init_model(config: Union[str, os.PathLike, Config],
 def prediction_to_numpy(data_sample, tasks: Sequence[str]) -> Dict[str, np.ndarray]:
     """``{task: array}`` from a predicted data sample: labels (H, W) int64, saliency
     (H, W) float32 probability, normals (H, W, 3) float32, depth (H, W) float32 metres."""
-    out: Dict[str, np.ndarray] = {}
-    for task in tasks:
-        data = data_sample.get_pred(task).data.detach().cpu()
-        arr = data.numpy()
-        out[task] = arr.transpose(1, 2, 0) if arr.shape[0] == 3 else arr[0]
-    return out
+    return {task: get_task(task).to_numpy(data_sample.get_pred(task).data) for task in tasks}
 
 
 def prepare_image(img: ImageInput, index: int, pipelines: Dict[bool, Compose]) -> dict:

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, DictAction
 
-from mtdense.tasks import get_task_spec
+from mtdense.tasks import get_task
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -51,7 +51,7 @@ def _fill_num_classes(cfg: Config, num_classes: Optional[int]) -> None:
         return
     if model.get('num_classes') is not None:
         return
-    needs = [t for t in model.get('tasks', []) if get_task_spec(t).num_channels is None]
+    needs = [t for t in model.get('tasks', []) if get_task(t).num_channels is None]
     if not needs:
         return
     dataset_type = cfg.get('train_dataloader', {}).get('dataset', {}).get('type')

@@ -15,7 +15,7 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 from mtdense.evaluation.functional import delta_m
-from mtdense.tasks import TASKS, get_task_spec
+from mtdense.tasks import TASKS, get_task
 
 COLUMNS = [('semseg', 'mIoU'), ('human_parts', 'mIoU'), ('saliency', 'mIoU'), ('normals', 'mErr'),
            ('depth', 'rmse')]
@@ -42,7 +42,7 @@ def primary(metrics: Dict[str, float]) -> Dict[str, float]:
     out = {}
     for key, value in metrics.items():
         task, _, name = key.partition('/')
-        if task in TASKS and name == get_task_spec(task).primary_metric:
+        if task in TASKS and name == get_task(task).primary_metric:
             out[task] = float(value)
     return out
 
@@ -64,11 +64,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         with open(args.baselines_out, 'w') as f:
             json.dump(dict(dataset='synthetic (tools/make_synthetic.py)', backbone='demo Swin',
                            method=base_name,
-                           metrics={t: {get_task_spec(t).primary_metric: v}
+                           metrics={t: {get_task(t).primary_metric: v}
                                     for t, v in base.items()},
                            source=f'this demo run: {base_path}'), f, indent=2)
     params = dict(args.params)
-    header = ['method'] + [f'{t} {m}' + (' ↑' if get_task_spec(t).higher_is_better else ' ↓')
+    header = ['method'] + [f'{t} {m}' + (' ↑' if get_task(t).higher_is_better else ' ↓')
                            for t, m in COLUMNS] + ['Δm (%)', 'trainable params']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for name, path in [args.baseline] + args.run:

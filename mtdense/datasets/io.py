@@ -341,6 +341,19 @@ def decode_normals_npy(path: str) -> np.ndarray:
     return _unit_normals(arr)
 
 
+@register_decoder('npy')
+def decode_npy(path: str) -> np.ndarray:
+    """A float ``.npy`` map as stored ((H, W) or (H, W, C)); the task checks its shape."""
+    path = _require_file(path, '.npy map')
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a DataFileError naming it
+        raise DataFileError(f'{path}: cannot read the .npy map ({type(e).__name__}: {e})') from e
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise DataFileError(f'{path}: expected a float array, got {arr.dtype}')
+    return arr
+
+
 @register_decoder('depth_npy')
 def decode_depth_npy(path: str) -> np.ndarray:
     """(H, W) float32 depth in metres; 0 = invalid. (H, W, 1) is squeezed."""

@@ -13,8 +13,12 @@ from .normals import NORMALS_THRESHOLDS, NormalsStats, angular_error, normals_sc
 from .saliency import SaliencyStats, default_saliency_thresholds, saliency_scores
 from .seg import SegStats, miou
 
+#: statistics classes by name (a task definition's ``stats_type``)
+STATS = {'SegStats': SegStats, 'SaliencyStats': SaliencyStats, 'NormalsStats': NormalsStats,
+         'DepthStats': DepthStats}
+
 __all__ = [
-    'SegStats', 'SaliencyStats', 'NormalsStats', 'DepthStats', 'miou', 'saliency_scores',
+    'STATS', 'SegStats', 'SaliencyStats', 'NormalsStats', 'DepthStats', 'miou', 'saliency_scores',
     'normals_scores', 'depth_scores', 'delta_m', 'relative_gains', 'angular_error',
     'default_saliency_thresholds', 'NORMALS_THRESHOLDS', 'DEPTH_DELTAS',
     'decathlon_domain_score', 'decathlon_score', 'load_decathlon_baselines',
