@@ -314,6 +314,11 @@ def test_state_roundtrip_merge_and_ddp_split_are_exact():
     for st in per_image:
         rebuilt.add_state(st)
     assert rebuilt.compute() == one.compute()
+    # (1, H, W) maps, as MultiTaskMetric passes PixelData, are the same images
+    chw = EdgeStats(0.02)
+    for p, g in zip(preds, gts):
+        chw.update(p[None], g[None])
+    np.testing.assert_array_equal(chw.counts, one.counts)
     res = one.compute()
     assert all(0 < res[k] < 100 for k in ('odsF', 'oisF', 'AP')), res
 
@@ -342,6 +347,8 @@ def test_state_and_input_errors():
         edge_scores(np.zeros((4, 4)), np.full((4, 4), 2, np.uint8))
     with pytest.raises(ValueError, match='resize predictions'):
         edge_scores(np.zeros((4, 5)), np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match=r'\(H, W\) or \(1, H, W\)'):
+        EdgeStats().update(np.zeros((2, 4, 4)), np.zeros((2, 4, 4), np.uint8))
     with pytest.raises(ValueError, match='max_dist'):
         EdgeStats(max_dist=4.7)  # pixels, not a fraction of the diagonal
     with pytest.raises(ValueError, match='strictly increasing'):

@@ -171,13 +171,16 @@ class _CandidateGraph:
             cols.append(g[hit])
         r, c = np.concatenate(rows), np.concatenate(cols)
         self.adj = csr_matrix((np.ones(r.size, np.int8), (r, c)), shape=(uy.size, gy.size))
+        self._last: Tuple[np.ndarray, int] = (np.zeros(0, np.int64), 0)
 
     def matched(self, pred: np.ndarray) -> int:
         """Maximum number of one-to-one matches of the thinned prediction ``pred``."""
         idx = self.row_of[np.flatnonzero((pred & self.near).ravel())]
-        if idx.size == 0:
-            return 0
-        return max_matching_size(self.adj[idx])
+        if np.array_equal(idx, self._last[0]):  # thresholds often differ only far from GT
+            return self._last[1]
+        n = max_matching_size(self.adj[idx]) if idx.size else 0
+        self._last = (idx, n)
+        return n
 
 
 def edge_match_count(pred: Any, gt: Any, radius: float) -> int:
@@ -206,15 +209,18 @@ def edge_image_counts(pred: Any, gt: Any, max_dist: float = DEFAULT_EDGE_MAX_DIS
     """Per-threshold counts of one image: int64 (T, 4) array of :data:`EDGE_COUNT_FIELDS`.
 
     ``pred``: (H, W) edge probabilities in [0, 1]; ``gt``: (H, W) in {0, 1,
-    ``ignore_index``}. Ignored pixels are treated as outside the image: they are no GT
-    edge, and the prediction there is dropped before thinning. Returns None when every
-    pixel is ignored (the image contributes nothing).
+    ``ignore_index``}; a leading channel of 1, (1, H, W) as in ``PixelData``, is dropped.
+    Ignored pixels are treated as outside the image: they are no GT edge, and the
+    prediction there is dropped before thinning. Returns None when every pixel is
+    ignored (the image contributes nothing).
     """
     thr = _check_thresholds(thresholds)
     pred, gt = to_numpy(pred, 'edge prediction'), to_numpy(gt, 'edge ground truth')
     check_same_shape(pred, gt, 'edge')
+    if gt.ndim == 3 and gt.shape[0] == 1:
+        pred, gt = pred[0], gt[0]
     if gt.ndim != 2:
-        raise ValueError(f'edge: expected (H, W) maps, got shape {gt.shape}')
+        raise ValueError(f'edge: expected (H, W) or (1, H, W) maps, got shape {gt.shape}')
     if not max_dist > 0:
         raise ValueError(f'edge: max_dist must be > 0 (a fraction of the image diagonal), '
                          f'got {max_dist!r}')
@@ -339,7 +345,8 @@ class EdgeStats:
 
     # ------------------------------------------------------------------ accumulate
     def update(self, pred: Any, gt: Any) -> 'EdgeStats':
-        """Add one image: ``pred`` (H, W) probabilities, ``gt`` (H, W) in {0, 1, ignore}."""
+        """Add one image: ``pred`` (H, W) probabilities, ``gt`` (H, W) in {0, 1, ignore}
+        (or both (1, H, W))."""
         counts = edge_image_counts(pred, gt, self.max_dist, self.thresholds, self.ignore_index)
         if counts is not None:
             self._records.append(counts[None])
