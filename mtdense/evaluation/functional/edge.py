@@ -176,6 +176,9 @@ class _CandidateGraph:
     def matched(self, pred: np.ndarray) -> int:
         """Maximum number of one-to-one matches of the thinned prediction ``pred``."""
         idx = self.row_of[np.flatnonzero((pred & self.near).ravel())]
+        if idx.size and idx.min() < 0:  # would silently select the wrong rows
+            raise ValueError('edge matching: the prediction has pixels outside the candidate '
+                             'mask the graph was built from')
         if np.array_equal(idx, self._last[0]):  # thresholds often differ only far from GT
             return self._last[1]
         n = max_matching_size(self.adj[idx]) if idx.size else 0
@@ -188,6 +191,9 @@ def edge_match_count(pred: Any, gt: Any, radius: float) -> int:
     pixels (Euclidean, inclusive) for two binary (H, W) maps, used as they are."""
     pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
     check_same_shape(pred, gt, 'edge_match_count')
+    if pred.ndim != 2 or not radius >= 0:
+        raise ValueError(f'edge_match_count: expected (H, W) maps and a radius >= 0, got shape '
+                         f'{pred.shape} and radius {radius!r}')
     if not pred.any() or not gt.any():
         return 0
     return _CandidateGraph(pred, gt, radius).matched(pred)
