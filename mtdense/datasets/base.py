@@ -62,6 +62,8 @@ class BaseMultiTaskDataset(BaseDataset):
     """
 
     AVAILABLE_TASKS: Tuple[str, ...] = ()
+    #: tasks read when ``tasks=None`` (None: all of :attr:`AVAILABLE_TASKS`)
+    DEFAULT_TASKS: Optional[Tuple[str, ...]] = None
     #: split file relative to ``data_root``; ``{split}`` is replaced by the split name
     SPLIT_FILE: str = ''
 
@@ -94,7 +96,8 @@ class BaseMultiTaskDataset(BaseDataset):
         self.data_root = data_root
         available = self.available_tasks
         # default: the dataset's own tasks; tasks found on disk by their layout when asked for
-        self.tasks: List[str] = check_tasks(self.AVAILABLE_TASKS if tasks is None else tasks,
+        default = self.AVAILABLE_TASKS if self.DEFAULT_TASKS is None else self.DEFAULT_TASKS
+        self.tasks: List[str] = check_tasks(default if tasks is None else tasks,
                                             allowed=available, where=f'{name}(tasks=...)')
         metainfo = dict(self._dataset_metainfo(),
                         tasks=list(self.tasks),

@@ -26,7 +26,8 @@ from .io import DataFileError, decode_ann
 LEVELS = ('off', 'sample', 'full')
 #: samples fully decoded by the 'sample' level
 SAMPLE_DECODES = 8
-_PNG_DECODERS = ('label_png', 'label_png_minus1', 'parts_png', 'saliency_png', 'normals_png')
+_PNG_DECODERS = ('label_png', 'label_png_minus1', 'parts_png', 'saliency_png', 'normals_png',
+                 'edge_png')
 
 
 @dataclass
@@ -109,6 +110,16 @@ def header_issues(entry: Dict[str, Any], hw: Tuple[int, int]) -> List[str]:
             problems.append(f'array shape {shape}, expected {want} (its image is {hw})')
         if not np.issubdtype(dtype, np.floating):
             problems.append(f'dtype {dtype}, expected a float array')
+    elif decoder == 'edge_npy':
+        shape, _ = _npy_header(path)
+        if shape != hw:
+            problems.append(f'array shape {shape}, expected {hw} (its image)')
+    elif decoder == 'edge_labelmap_mat':
+        found = _mat_vars(path).get('LabelMap')
+        if found is None:
+            problems.append('no "LabelMap" variable (the edges are computed from it)')
+        elif found != hw:
+            problems.append(f'LabelMap size {found} differs from the image {hw}')
     elif decoder == 'pascal_parts_mat':
         if 'anno' not in _mat_vars(path):
             problems.append('no struct "anno" (not a Pascal-Part annotation)')

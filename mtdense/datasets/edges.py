@@ -4,6 +4,7 @@
 ``edge_labelmap_mat`` PASCAL-Context ``trainval/<id>.mat`` ``LabelMap`` -> (H, W) uint8
                       {0, 1}: ``thin(|Laplacian(LabelMap)| > 0)``
 ``edge_npy``          NYUD ``edge/<id>.npy`` -> (H, W) uint8 {0, 1}: ``value > 0.5``
+``edge_png``          synthetic ``edge/<id>.png`` (grey, 0 / 255) -> (H, W) uint8 {0, 1}
 ==================== ===============================================================
 
 The PASCAL edges follow the ASTMT / MTI-Net convention, written here from its
@@ -22,7 +23,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .io import DataFileError, _load_mat, _require_file, register_decoder
+from .io import DataFileError, _load_mat, _require_file, read_binary_png, register_decoder
 
 
 def labelmap_edges(labels: np.ndarray) -> np.ndarray:
@@ -94,4 +95,10 @@ def decode_edge_npy(path: Optional[str], threshold: float = 0.5) -> np.ndarray:
     return (arr > threshold).astype(np.uint8)
 
 
-__all__ = ['labelmap_edges', 'decode_edge_labelmap_mat', 'decode_edge_npy']
+@register_decoder('edge_png')
+def decode_edge_png(path: Optional[str], threshold: float = 0.5) -> np.ndarray:
+    """(H, W) uint8 {0, 1}: ``value / 255 > threshold`` of a grey edge PNG."""
+    return read_binary_png(_require_file(path, 'edge PNG'), 'edge PNG', threshold)
+
+
+__all__ = ['labelmap_edges', 'decode_edge_labelmap_mat', 'decode_edge_npy', 'decode_edge_png']

@@ -253,24 +253,29 @@ def decode_parts_png(path: str, num_classes: int = len(HUMAN_PARTS_CLASSES)) -> 
     return arr
 
 
-@register_decoder('saliency_png')
-def decode_saliency_png(path: str, threshold: float = 0.5) -> np.ndarray:
-    """(H, W) uint8 in {0, 1}: ``value / 255 > threshold``.
+def read_binary_png(path: str, what: str, threshold: float = 0.5) -> np.ndarray:
+    """(H, W) uint8 in {0, 1}: ``value / 255 > threshold`` of a grey PNG.
 
     Grey (or palette-free) PNGs are expected. An RGB(A) PNG is accepted only when
     its three colour channels are identical (a grey map saved as colour); a true
     colour image is rejected rather than silently reduced to one channel.
     """
-    arr = _read_pil(path, 'saliency PNG')
+    arr = _read_pil(path, what)
     if arr.ndim == 3:
         if arr.shape[2] not in (3, 4) or not (np.array_equal(arr[..., 0], arr[..., 1])
                                               and np.array_equal(arr[..., 0], arr[..., 2])):
-            raise DataFileError(f'{path}: the saliency PNG must be single-channel (grey), got '
+            raise DataFileError(f'{path}: the {what} must be single-channel (grey), got '
                                 f'{arr.shape[2]} channels with differing values')
         arr = arr[..., 0]
     elif arr.ndim != 2:
-        raise DataFileError(f'{path}: the saliency PNG must be (H, W), got shape {arr.shape}')
+        raise DataFileError(f'{path}: the {what} must be (H, W), got shape {arr.shape}')
     return (arr.astype(np.float32) / 255.0 > threshold).astype(np.uint8)
+
+
+@register_decoder('saliency_png')
+def decode_saliency_png(path: str, threshold: float = 0.5) -> np.ndarray:
+    """(H, W) uint8 in {0, 1}: ``value / 255 > threshold`` (see :func:`read_binary_png`)."""
+    return read_binary_png(path, 'saliency PNG', threshold)
 
 
 def _labelmap_valid_mask(mat_path: str, valid_classes: Sequence[int],

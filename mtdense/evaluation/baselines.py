@@ -18,7 +18,7 @@ File format (one JSON object)::
 
 ``metrics`` maps task names (see :mod:`mtdense.tasks`) to ``{metric: number}``; Δm uses
 each task's primary metric (semseg / human_parts / saliency ``mIoU``, normals ``mErr``,
-depth ``rmse``) in the units mtdense reports (percent, degrees, metres). Other metric
+depth ``rmse``, edge ``odsF``) in the units mtdense reports (percent, degrees, metres). Other metric
 names may be recorded too. ``source`` is required and must be non-empty: a number
 without provenance is not accepted. ``protocol`` records the evaluation protocol
 (``eval_protocol``: 'native' | 'resized', see ``MTTestResize``; ``saliency_protocol``:

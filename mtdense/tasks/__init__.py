@@ -8,6 +8,7 @@ human_parts    (H, W) uint8, 7 classes     255 (whole image if no person)
 saliency       (H, W) uint8 in {0, 1}      255
 normals        (H, W, 3) float32 unit xyz  all-zero vector
 depth          (H, W) float32 metres > 0   0
+edge           (H, W) uint8 in {0, 1}      255
 =============  ==========================  =====================================
 
 A task of your own is one file: a :class:`BaseTask` subclass (usually of
@@ -24,10 +25,11 @@ from .human_parts import HUMAN_PARTS_CLASSES, HumanParts  # noqa: E402
 from .saliency import Saliency  # noqa: E402
 from .normals import Normals  # noqa: E402
 from .depth import Depth  # noqa: E402
+from .edge import Edge  # noqa: E402
 
 #: former name of :func:`get_task`
 get_task_spec = get_task
 
 __all__ = ['IGNORE_INDEX', 'HUMAN_PARTS_CLASSES', 'BaseTask', 'LabelTask', 'ScalarTask',
            'VectorTask', 'TASKS', 'check_tasks', 'get_task', 'get_task_spec', 'register_task',
-           'registered_tasks', 'SemSeg', 'HumanParts', 'Saliency', 'Normals', 'Depth']
+           'registered_tasks', 'SemSeg', 'HumanParts', 'Saliency', 'Normals', 'Depth', 'Edge']

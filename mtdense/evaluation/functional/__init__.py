@@ -19,7 +19,7 @@ from .seg import SegStats, miou
 
 #: statistics classes by name (a task definition's ``stats_type``)
 STATS = {'SegStats': SegStats, 'SaliencyStats': SaliencyStats, 'NormalsStats': NormalsStats,
-         'DepthStats': DepthStats}
+         'DepthStats': DepthStats, 'EdgeStats': EdgeStats}
 
 __all__ = [
     'STATS', 'SegStats', 'SaliencyStats', 'NormalsStats', 'DepthStats', 'miou', 'saliency_scores',

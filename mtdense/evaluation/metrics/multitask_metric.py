@@ -16,7 +16,7 @@ from mtdense.registry import METRICS
 from mtdense.tasks import IGNORE_INDEX, TASKS, check_tasks, get_task
 
 from ..baselines import Baselines, load_baselines
-from ..functional import STATS, SegStats, relative_gains
+from ..functional import DEFAULT_EDGE_MAX_DIST, STATS, SegStats, relative_gains
 from ..functional._utils import to_numpy
 
 Stats = Any  # the statistics object of a task definition (mtdense.evaluation.functional)
@@ -48,7 +48,8 @@ class MultiTaskMetric(BaseMetric):
     Returned keys: ``<task>/<metric>`` for every task (semseg/human_parts: ``mIoU``,
     ``pixAcc``; saliency: ``mIoU``, ``maxF``; normals: ``mErr``, ``median``, ``rmse``,
     ``<11.25``, ``<22.5``, ``<30``; depth: ``rmse``, ``log_rmse``, ``abs_rel``,
-    ``delta1..3``) and ``multi_task/delta_m`` when ``baselines`` is given.
+    ``delta1..3``; edge: ``odsF``, ``oisF``, ``AP``) and ``multi_task/delta_m`` when
+    ``baselines`` is given.
 
     Args:
         tasks: tasks to evaluate; every sample must carry ``pred_<t>`` and ``gt_<t>``.
@@ -68,6 +69,10 @@ class MultiTaskMetric(BaseMetric):
         ignore_index: ignored label value of seg/saliency ground truth.
         normals_bin_width: angle histogram bin (degrees) for the normals median.
         depth_min_pred: clamp of depth predictions before logs and ratios.
+        edge_max_dist: edge matching tolerance as a fraction of the image diagonal;
+            None: the dataset metainfo's ``edge_max_dist`` (PASCAL-Context 0.0075,
+            NYUD-v2 0.011), else the BSDS default 0.0075.
+        edge_thresholds: edge probability thresholds (default 0.01, ..., 0.99).
         log_per_class: also log per-class IoU tables for segmentation tasks.
         collect_device, prefix, collect_dir: see :class:`mmengine.evaluator.BaseMetric`.
     """
@@ -82,6 +87,8 @@ class MultiTaskMetric(BaseMetric):
                  ignore_index: int = IGNORE_INDEX,
                  normals_bin_width: float = 0.01,
                  depth_min_pred: float = 1e-3,
+                 edge_max_dist: Optional[float] = None,
+                 edge_thresholds: Optional[Sequence[float]] = None,
                  log_per_class: bool = True,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
@@ -118,6 +125,8 @@ class MultiTaskMetric(BaseMetric):
         self.ignore_index = ignore_index
         self.normals_bin_width = normals_bin_width
         self.depth_min_pred = depth_min_pred
+        self.edge_max_dist = edge_max_dist
+        self.edge_thresholds = None if edge_thresholds is None else list(edge_thresholds)
         self.log_per_class = log_per_class
 
     # ------------------------------------------------------------------ statistics
@@ -143,6 +152,11 @@ class MultiTaskMetric(BaseMetric):
             return [str(c) for c in classes]  # the dataset's classes (semseg)
         return [str(i) for i in range(n)]
 
+    def _edge_max_dist(self) -> float:
+        if self.edge_max_dist is not None:
+            return self.edge_max_dist
+        return float((self.dataset_meta or {}).get('edge_max_dist', DEFAULT_EDGE_MAX_DIST))
+
     def new_stats(self, task: str) -> Stats:
         """An empty accumulator configured for ``task`` (its definition picks the class)."""
         definition = get_task(task)
@@ -151,6 +165,8 @@ class MultiTaskMetric(BaseMetric):
                        saliency_empty_pr=SALIENCY_PROTOCOLS[self.saliency_protocol],
                        normals_bin_width=self.normals_bin_width,
                        depth_min_pred=self.depth_min_pred,
+                       edge_max_dist=self._edge_max_dist(),
+                       edge_thresholds=self.edge_thresholds,
                        num_classes=self._num_classes_of(task) if definition.has_classes else None)
         return definition.new_stats(STATS, options)
 
@@ -274,6 +290,11 @@ class MultiTaskMetric(BaseMetric):
         lines.append(f'evaluation protocol: {self.eval_protocol or "native"} (ground truth '
                      f'{"resized to the network input" if self.eval_protocol == "resized" else "at its original resolution"}); '
                      f'saliency protocol: {self.saliency_protocol}')
+        edge_tasks = [t for t in accum if get_task(t).stats_type == 'EdgeStats']
+        if edge_tasks:
+            lines.append(f'edge ({", ".join(edge_tasks)}): odsF / oisF / AP from mtdense\'s '
+                         f'BSDS-style matching within {self._edge_max_dist()} x the diagonal, '
+                         'approximate vs SEISM (not yet validated against SEISM outputs)')
         lines.append(format_table(metrics))
         if gains is not None:
             t = PrettyTable(['task', 'metric', 'value', 'baseline', 'gain %'])

@@ -89,7 +89,7 @@ def test_new_task_trains_and_evaluates(tmp_path):
         flow = np.stack([np.sin(xx / 9 + i), np.cos(yy / 7)], -1) + rng.normal(0, .01, (48, 64, 2))
         flow[0] = 0
         np.save(os.path.join(root, 'flow2d', f'{i:06d}.npy'), flow.astype(np.float32))
-    cfg = Config.fromfile(os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs',
+    cfg = Config.fromfile(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, 'configs',
                                        'tests', 'tiny_vmt_synthetic.py'))
     tasks = ['semseg', 'flow2d']
     cfg.model.tasks = tasks
