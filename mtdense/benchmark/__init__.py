@@ -1,0 +1,1 @@
+"""Method benchmark (tools/benchmark_methods.py): every PETL method on one upstream backbone."""
