@@ -30,6 +30,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 cd "$ROOT"
+# this checkout's mtdense (not another one installed in the environment)
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 # one OpenMP thread per process: two training processes share the two cores
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 if [ -z "$OUT" ]; then

@@ -104,10 +104,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(plan.run_config(row, preset.lrs[0], preset.seeds[0]).pretty_text)
         return 0
     from mtdense.benchmark.run import run_benchmark
-    results = run_benchmark(preset, out, work, args.config_dir,
-                            keep_checkpoints=args.keep_checkpoints,
-                            argv=['tools/benchmark_methods.py'] + list(
-                                sys.argv[1:] if argv is None else argv))
+    try:
+        results = run_benchmark(preset, out, work, args.config_dir,
+                                keep_checkpoints=args.keep_checkpoints,
+                                argv=['tools/benchmark_methods.py'] + list(
+                                    sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt as exc:
+        print(f'benchmark_methods: interrupted ({exc or "Ctrl-C"}); the same command resumes',
+              file=sys.stderr)
+        return 130
     print(open(os.path.join(out, 'benchmark.md')).read())
     return 0 if not results['jobs']['not_done'] else 1
 

@@ -39,6 +39,7 @@ class JobDone:
     ok: bool
     error: Optional[str]
     seconds: float
+    cpu_seconds: Optional[float] = None
 
 
 class _Worker:
@@ -113,7 +114,8 @@ class WorkerPool:
                     raise RuntimeError(f'worker {w.index}: answer {msg} does not match its job '
                                        f'{job and job["id"]}')
                 w.job = None
-                return JobDone(job, bool(msg['ok']), msg.get('error'), float(msg['seconds']))
+                return JobDone(job, bool(msg['ok']), msg.get('error'), float(msg['seconds']),
+                               msg.get('cpu_seconds'))
 
     def close(self, kill: bool = False) -> None:
         """End the workers: close their input (they exit after the current job), or

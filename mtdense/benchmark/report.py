@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mtdense.tasks import TASKS, get_task_spec
 
-__all__ = ['write_csv', 'write_markdown', 'markdown', 'table_task_counts']
+__all__ = ['write_csv', 'write_markdown', 'markdown', 'table_task_counts', 'measured_invocation']
 
 _DECIMALS = dict(depth=3)
 
@@ -21,11 +21,16 @@ def _num(v: Optional[float], nd: int = 2) -> str:
 def _pm(stat: Optional[Mapping[str, Any]], nd: int = 2, signed: bool = False) -> str:
     if not stat or stat.get('mean') is None:
         return '–'
-    mean = f'{stat["mean"]:+.{nd}f}' if signed else f'{stat["mean"]:.{nd}f}'
+    m = stat['mean'] + 0.0 if round(stat['mean'], nd) != 0 else 0.0  # no '-0.00'
+    mean = f'{m:+.{nd}f}' if signed else f'{m:.{nd}f}'
     std = stat.get('std')
     if std is None or not math.isfinite(std):
         return mean
     return f'{mean} ± {std:.{nd}f}'
+
+
+def _arrow(task: str) -> str:
+    return '↑' if get_task_spec(task).higher_is_better else '↓'
 
 
 def _tasks(results: Mapping[str, Any]) -> List[str]:
@@ -51,25 +56,52 @@ def _percent(p: Optional[Mapping[str, Any]]) -> str:
     return f'{v:.3g}%' if v < 10 else f'{v:.0f}%'
 
 
+def measured_invocation(results: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """The first invocation that ran every job itself (nothing found finished, nothing
+    left): the measured run of the folder."""
+    for inv in results.get('invocations') or []:
+        if not inv.get('resumed_jobs') and inv.get('jobs_done') == inv.get('jobs_total'):
+            return inv
+    return None
+
+
+def _timing_line(results: Mapping[str, Any]) -> str:
+    inv = results['invocation']
+    fresh = measured_invocation(results)
+    if fresh is not None:
+        text = (f'Measured run: {fresh["wall_seconds"]:.0f} s wall ({fresh["created"]}), load '
+                f'average {fresh.get("loadavg_start")} at its start and '
+                f'{fresh.get("loadavg_end")} at its end (1/5/15 min; the machine is shared).')
+        if fresh is not inv and inv.get('resumed_jobs'):
+            text += (f' This report: a later invocation ({inv["wall_seconds"]:.0f} s) that found '
+                     'the jobs finished and collected them again.')
+        return text
+    return (f'This invocation: {inv["wall_seconds"]:.0f} s wall, '
+            f'{inv.get("resumed_jobs", 0)} jobs found finished from earlier invocations.')
+
+
 def markdown(results: Mapping[str, Any]) -> str:
     """The markdown report (the quality and cost tables, tuning and settings)."""
     tasks = _tasks(results)
     ts = table_task_counts(results)
     m = results['machine']
     pre = results['preset']
+    jobs = results['jobs']
     lines = [f'# Method benchmark: preset `{pre["name"]}`', '',
              f'{results["created"]}; {m.get("cpu_model")} ({m.get("cpu_count_logical")} logical '
-             f'CPUs), torch {m.get("torch")}; this invocation {results["invocation"]["wall_seconds"]}'
-             f' s wall, the jobs {results["jobs"]["job_seconds"]} s of worker time; '
-             f'{results["jobs"]["done"]}/{results["jobs"]["total"]} jobs done.', '',
-             f'Every row: {pre["iters"]} iterations, lr grid {pre["lrs"]} (chosen on the '
-             f'validation split with seed {results["tuning_seed"]}), seeds {pre["seeds"]}; '
+             f'CPUs, {m.get("mem_total_gb")} GB), torch {m.get("torch")}, one thread per '
+             f'process, {pre["workers"]} workers.', '', _timing_line(results), '',
+             f'Jobs: {jobs["done"]}/{jobs["total"]} done; together '
+             f'{_num(jobs.get("worker_wall_seconds"), 0)} s of worker wall time and '
+             f'{_num(jobs.get("worker_cpu_seconds"), 0)} s of CPU time.', '',
+             f'Every row: {pre["iters"]} iterations, lr grid {list(pre["lrs"])} (chosen on the '
+             f'validation split with seed {results["tuning_seed"]}), seeds {list(pre["seeds"])}; '
              f'{pre["num_trainval"]} training/validation scenes (seed {pre["data_seed"]}), '
              f'metrics on {pre["num_test"]} held-out test scenes (seed {pre["test_seed"]}). '
              'Mean ± sample std over seeds; Δm against the same backbone\'s single-task FT.', '']
     head = ['method', 'backbone', 'lr'] + [
-        f'{t} {get_task_spec(t).primary_metric} {"↑" if get_task_spec(t).higher_is_better else "↓"}'
-        for t in tasks] + ['Δm (%) ↑', 'trainable params', '% of backbone']
+        f'{t} {get_task_spec(t).primary_metric} {_arrow(t)}' for t in tasks] + [
+        'Δm (%) ↑', 'trainable params', '% of backbone']
     lines += ['## Quality (test split)', '', '| ' + ' | '.join(head) + ' |',
               '|' + '---|' * 3 + '---:|' * (len(head) - 3)]
     for r in results['rows']:
@@ -78,7 +110,8 @@ def markdown(results: Mapping[str, Any]) -> str:
                  f'{lr:g}' if lr is not None else '–']
         cells += [_pm(r['test'].get(t), _DECIMALS.get(t, 2)) for t in tasks]
         cells += [_pm(r['delta_m'], 2, signed=True),
-                  f'{r["params"]["trainable"]:,}' if r.get('params') else '–', _percent(r.get('params'))]
+                  f'{r["params"]["trainable"]:,}' if r.get('params') else '–',
+                  _percent(r.get('params'))]
         lines.append('| ' + ' | '.join(cells) + ' |')
     c0 = next((r['cost'] for r in results['rows'] if r['cost'].get('batch_size')), {})
     lines += ['', f'## Cost (profiler: batch {c0.get("batch_size", "?")}, '

@@ -23,7 +23,7 @@ from .plan import Plan, file_hash
 from .pool import WorkerPool, worker_env
 from .presets import Preset
 
-__all__ = ['run_benchmark', 'prepare_data', 'prepare_weights', 'finalize']
+__all__ = ['run_benchmark', 'prepare_data', 'prepare_weights', 'finalize', 'write_outputs']
 
 Log = Callable[[str], None]
 
@@ -139,11 +139,9 @@ def _protocol_info(plan: Plan) -> Dict[str, Any]:
 
 
 def finalize(plan: Plan, started: float, argv: Optional[List[str]], data: Dict[str, Any],
-             weights: Optional[Dict[str, Any]], failed: Dict[str, str], log: Log
-             ) -> Dict[str, Any]:
-    """Collect the results and write ``benchmark.{json,csv,md}`` and the PNG."""
+             weights: Optional[Dict[str, Any]], failed: Dict[str, str]) -> Dict[str, Any]:
+    """The results of everything finished so far (see :func:`write_outputs`)."""
     from mtdense.analysis import machine_info
-    from .report import write_csv, write_markdown
     results = OrderedDict(schema_version=SCHEMA_VERSION, tool='tools/benchmark_methods.py',
                           created=_dt.datetime.now().astimezone().isoformat(timespec='seconds'))
     results['invocation'] = dict(argv=argv, wall_seconds=round(time.time() - started, 1))
@@ -166,20 +164,54 @@ def finalize(plan: Plan, started: float, argv: Optional[List[str]], data: Dict[s
     results['protocol'] = _protocol_info(plan)
     results.update(collect(plan))
     jobs = plan.jobs()
-    results['jobs'] = dict(total=len(jobs), done=sum(j['state'] == 'done' for j in jobs),
-                           job_seconds=round(sum(_job_seconds(plan, j) for j in jobs), 1),
-                           failed=failed, not_done=[j['id'] for j in jobs if j['state'] != 'done'])
+    times = _latest_times(plan.out_dir)
+    done_ids = [j['id'] for j in jobs if j['state'] == 'done']
+    results['jobs'] = dict(
+        total=len(jobs), done=len(done_ids),
+        job_seconds=round(sum(_job_seconds(plan, j) for j in jobs), 1),
+        worker_wall_seconds=round(sum(times[i]['seconds'] for i in done_ids if i in times), 1),
+        worker_cpu_seconds=round(sum(times[i].get('cpu_seconds') or 0.0
+                                     for i in done_ids if i in times), 1),
+        failed=failed, not_done=[j['id'] for j in jobs if j['state'] != 'done'])
     results['files'] = dict(json='benchmark.json', csv='benchmark.csv', markdown='benchmark.md',
-                            plot='delta_m_vs_params.png')
-    write_json_atomic(results, os.path.join(plan.out_dir, 'benchmark.json'))
-    write_csv(results, os.path.join(plan.out_dir, 'benchmark.csv'))
-    write_markdown(results, os.path.join(plan.out_dir, 'benchmark.md'))
+                            plot='delta_m_vs_params.png', job_times='job_times.jsonl',
+                            invocations='invocations.jsonl', log='benchmark.log')
+    return results
+
+
+def write_outputs(results: Dict[str, Any], out_dir: str, log: Log) -> None:
+    """``benchmark.{json,csv,md}`` and ``delta_m_vs_params.png`` in ``out_dir``."""
+    from .report import write_csv, write_markdown
+    write_json_atomic(results, os.path.join(out_dir, 'benchmark.json'))
+    write_csv(results, os.path.join(out_dir, 'benchmark.csv'))
+    write_markdown(results, os.path.join(out_dir, 'benchmark.md'))
     try:
         from .plot import plot_delta_m
-        plot_delta_m(results, os.path.join(plan.out_dir, 'delta_m_vs_params.png'))
+        plot_delta_m(results, os.path.join(out_dir, 'delta_m_vs_params.png'))
     except ImportError as exc:  # matplotlib is in requirements.txt; say what is missing
         log(f'plot not written: {exc}')
-    return results
+
+
+def _latest_times(out_dir: str) -> Dict[str, Dict[str, Any]]:
+    """The latest successful ``job_times.jsonl`` record of each job."""
+    path = os.path.join(out_dir, 'job_times.jsonl')
+    out: Dict[str, Dict[str, Any]] = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    rec = json.loads(line)
+                    if rec.get('ok'):
+                        out[rec['id']] = rec
+    return out
+
+
+def _read_invocations(out_dir: str) -> List[Dict[str, Any]]:
+    path = os.path.join(out_dir, 'invocations.jsonl')
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def _record_time(out_dir: str, res: Any, started: float) -> None:
@@ -187,8 +219,11 @@ def _record_time(out_dir: str, res: Any, started: float) -> None:
     :mod:`mtdense.benchmark.estimate` schedules from)."""
     job = res.job
     rec = dict(id=job['id'], kind=job['kind'], row=job.get('row'), ok=res.ok,
-               seconds=round(res.seconds, 3), submitted=round(job.get('submitted', 0.0), 3),
-               finished=round(time.time() - started, 3), loadavg=list(os.getloadavg()),
+               seconds=round(res.seconds, 3),
+               cpu_seconds=None if res.cpu_seconds is None else round(res.cpu_seconds, 3),
+               submitted=round(job.get('submitted', 0.0), 3),
+               finished=round(time.time() - started, 3),
+               loadavg=[round(v, 2) for v in os.getloadavg()],
                invocation=_dt.datetime.fromtimestamp(started).astimezone().isoformat(
                    timespec='seconds'))
     with open(os.path.join(out_dir, 'job_times.jsonl'), 'a') as f:
@@ -240,7 +275,8 @@ def run_benchmark(preset: Preset, out_dir: str, work_dir: str, config_dir: str,
     """Run (or resume) ``preset``; return the results written to ``out_dir``."""
     preset.validate()
     started = time.time()
-    load_start = list(os.getloadavg())  # the machine is shared: its load is part of the record
+    # the machine is shared: its load is part of the record
+    load_start = [round(v, 2) for v in os.getloadavg()]
     os.makedirs(out_dir, exist_ok=True)
     log_file = open(os.path.join(out_dir, 'benchmark.log'), 'a')
 
@@ -279,22 +315,21 @@ def run_benchmark(preset: Preset, out_dir: str, work_dir: str, config_dir: str,
             _log(f'{len(failed)} failed, {len(left)} not done: {left[:8]}'
                  f'{" ..." if len(left) > 8 else ""}; re-run the same command to retry them')
         t_fin = time.time()
-        results = finalize(plan, started, argv, data, weights, failed, _log)
-        # the same file again with the invocation's own timing complete
+        results = finalize(plan, started, argv, data, weights, failed)
         results['invocation'].update(prepare_seconds=round(prepared, 1),
-                                     loadavg_start=load_start,
-                                     resumed_jobs=done0,
+                                     loadavg_start=load_start, resumed_jobs=done0,
                                      finalize_seconds=round(time.time() - t_fin, 1),
                                      wall_seconds=round(time.time() - started, 1))
-        write_json_atomic(results, os.path.join(out_dir, 'benchmark.json'))
         with open(os.path.join(out_dir, 'invocations.jsonl'), 'a') as f:
             f.write(json.dumps(dict(results['invocation'], created=results['created'],
                                     jobs_done=results['jobs']['done'],
                                     jobs_total=results['jobs']['total'],
                                     loadavg_end=results['machine'].get('loadavg'))) + '\n')
-        from .report import write_markdown
-        write_markdown(results, os.path.join(out_dir, 'benchmark.md'))
-        _log(f'results: {os.path.join(out_dir, "benchmark.md")} (wall {time.time() - started:.0f} s)')
+        # every invocation of this folder: the first complete one is the measured run
+        results['invocations'] = _read_invocations(out_dir)
+        write_outputs(results, out_dir, _log)
+        _log(f'results: {os.path.join(out_dir, "benchmark.md")} '
+             f'(wall {time.time() - started:.0f} s)')
         return results
     finally:
         log_file.close()

@@ -4,8 +4,9 @@ On the 2-core machine every training process loads its own data (``num_workers=0
 worker process would take the other training's core). Decoding the PNG/NPY files is
 about half of the demo pipeline's time per sample; the benchmark's data sets are small
 (a few hundred 96x128 scenes, ~0.3 MB each decoded), so they are decoded once per
-process and served from memory. The random augmentations after loading still run on
-every draw, so the samples a seed sees are unchanged.
+process and served from memory (the benchmark's jobs fill the cache before the first
+iteration and report how long that took). The random augmentations after loading still
+run on every draw, so the samples a seed sees are unchanged.
 """
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
     python -m mtdense.benchmark.worker
 
 Protocol (:mod:`mtdense.benchmark.pool`): one JSON job per line on stdin; for each, one
-JSON line ``{"id", "ok", "error", "seconds"}`` on the process's *original* stdout.
+JSON line ``{"id", "ok", "error", "seconds", "cpu_seconds"}`` on the process's *original*
+stdout (wall and CPU time: on a shared machine the CPU time is what the job would take
+alone, one thread on an idle core).
 Everything the job prints (mmengine logs, tracebacks) goes to the job's ``log`` file:
 file descriptors 1 and 2 are pointed at it for the job's duration, so the protocol
 channel carries nothing else. Importing torch, mmengine and mmseg costs ~5 s per
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -30,6 +33,14 @@ def _redirect(path: str) -> int:
     return fd
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (the profiler's
+    worker processes, tools/extract_backbone.py)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> int:
     # the protocol channel is a private copy of the original stdout
     channel = os.fdopen(os.dup(1), 'w', buffering=1)
@@ -44,7 +55,7 @@ def main() -> int:
             continue
         job = json.loads(line)
         fd = _redirect(job.get('log') or idle_log)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
         ok, error = True, None
         try:
             print(f'[benchmark worker {os.getpid()}] job {job["id"]} started '
@@ -61,7 +72,8 @@ def main() -> int:
             os.close(_redirect(idle_log))
             os.close(fd)
         channel.write(json.dumps(dict(id=job['id'], ok=ok, error=error,
-                                      seconds=time.perf_counter() - t0)) + '\n')
+                                      seconds=time.perf_counter() - t0,
+                                      cpu_seconds=_cpu_seconds() - cpu0)) + '\n')
         channel.flush()
     return 0
 

@@ -260,7 +260,8 @@ def test_every_number_comes_from_the_runs(bench):
         dms = [delta_m(m, base) for m in per_seed]
         assert r['delta_m']['mean'] == pytest.approx(statistics.fmean(dms))
         assert r['delta_m']['std'] == pytest.approx(statistics.stdev(dms))
-        cell = f'{statistics.fmean(dms):+.2f} ± {statistics.stdev(dms):.2f}'
+        mean = statistics.fmean(dms)
+        cell = f'{mean if round(mean, 2) else 0.0:+.2f} ± {statistics.stdev(dms):.2f}'
         assert cell in md, (key, cell)
         assert float(csv_rows[key]['delta_m_mean']) == pytest.approx(statistics.fmean(dms),
                                                                      rel=1e-5, abs=1e-9)
@@ -270,7 +271,9 @@ def test_every_number_comes_from_the_runs(bench):
         prof = _load(out / 'profile' / f'{key}.json')['report']['results']
         step = next(p for p in prof if p['mode'] == 'train' and p['num_tasks'] == 2)
         assert r['cost']['train_s_per_iter']['2'] == step['latency']['median_ms'] / 1000
-        timings = [_load(out / 'runs' / key / f'lr{lr:g}_s{s}.json')['timing'] for s in CI.seeds]
+        trains = [_load(out / 'runs' / key / f'lr{lr:g}_s{s}.json') for s in CI.seeds]
+        assert all(t['preload']['samples'] == 9 for t in trains)  # decoded before training
+        timings = [t['timing'] for t in trains]
         assert r['loader']['train_img_s'] == pytest.approx(
             statistics.median(t['train_img_s'] for t in timings))
     assert rows['swin_single_task_ft']['delta_m']['mean'] == pytest.approx(0.0, abs=1e-9)
@@ -304,3 +307,20 @@ def test_resume_skips_finished_runs_and_redoes_identically(bench):
     assert [r['delta_m'] for r in again['rows']] == [r['delta_m'] for r in results['rows']]
     assert again['invocation']['resumed_jobs'] > 0
     assert 'not redone' in (out / 'benchmark.log').read_text()
+
+
+def test_duration_estimate_from_the_measured_jobs(bench):
+    from mtdense.benchmark.estimate import estimate, format_estimate
+    out, _ = bench
+    measured = _load(out / 'benchmark.json')
+    short = estimate(measured, CI, str(out))
+    longer = estimate(measured, CI.replace(iters=30), str(out))
+    for est in (short, longer):
+        for basis in ('idle', 'as_measured'):
+            e = est[basis]
+            assert e['num_jobs'] == 13 and e['estimated_seconds'] > 0
+            assert set(e['row_models']) == set(CI.rows)
+    assert longer['idle']['worker_seconds'] > short['idle']['worker_seconds']
+    times = [json.loads(x) for x in (out / 'job_times.jsonl').read_text().splitlines()]
+    assert all(t['cpu_seconds'] is not None and t['cpu_seconds'] > 0 for t in times)
+    assert 'idle machine' in format_estimate(short)
