@@ -21,7 +21,9 @@ def plot_delta_m(results: Mapping[str, Any], path: str) -> None:
     skipped = [r['label'] for r in results['rows'] if r not in rows]
     families = sorted({r['family'] for r in results['rows']})
     colours = {f: plt.get_cmap('tab10')(i) for i, f in enumerate(families)}
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    shared = {lab for lab in {r['label'] for r in rows}
+              if len({r['family'] for r in rows if r['label'] == lab}) > 1}
     for i, r in enumerate(rows):
         dm = r['delta_m']
         err = dm['std'] if dm.get('std') is not None and math.isfinite(dm['std']) else 0.0
@@ -29,8 +31,11 @@ def plot_delta_m(results: Mapping[str, Any], path: str) -> None:
         ax.errorbar([x], [dm['mean']], yerr=[err], fmt=_MARKERS[i % len(_MARKERS)],
                     color=colours[r['family']], ms=8, capsize=4,
                     label=f'{r["label"]} ({r["family"]})')
-        ax.annotate(r['label'], (x, dm['mean']), textcoords='offset points', xytext=(6, 4),
-                    fontsize=8, color=colours[r['family']])
+        # a label used by both families gets its family; alternate the offsets so labels of
+        # neighbouring markers overlap less
+        text = f'{r["label"]} ({r["family"]})' if r['label'] in shared else r['label']
+        ax.annotate(text, (x, dm['mean']), textcoords='offset points',
+                    xytext=(6, 5 if i % 2 == 0 else -11), fontsize=8, color=colours[r['family']])
     ax.axhline(0.0, color='grey', lw=0.8, ls='--')
     ax.set_xscale('log')
     ax.set_xlabel('trainable parameters (method + heads, log scale)')
@@ -43,7 +48,8 @@ def plot_delta_m(results: Mapping[str, Any], path: str) -> None:
         title += f'\nnot shown (no results): {", ".join(skipped)}'
     ax.set_title(title, fontsize=10)
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=7, loc='best', ncol=2)
+    ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=4,
+              frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
