@@ -16,14 +16,12 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from mmengine.hooks import Hook
 
-__all__ = ['IterTimer', 'run_job', 'write_json_atomic', 'REPO']
+__all__ = ['IterTimer', 'run_job', 'write_json_atomic']
 
-REPO = Path(__file__).resolve().parents[2]
 #: iterations left out of the timing medians (first-call costs: allocator, oneDNN kernels)
 TIMING_SKIP = 2
 
@@ -202,7 +200,7 @@ def run_test(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def run_upstream(job: Dict[str, Any]) -> Dict[str, Any]:
-    """Upstream pretraining, then ``tools/extract_backbone.py`` on its last checkpoint."""
+    """Upstream pretraining, then ``mtdense extract-backbone`` on its last checkpoint."""
     t0 = time.perf_counter()
     runner = _runner(job['config'])
     try:
@@ -217,14 +215,12 @@ def run_upstream(job: Dict[str, Any]) -> Dict[str, Any]:
         _release(runner)
         del runner
         gc.collect()
-    tool = REPO / 'tools' / 'extract_backbone.py'
-    if not tool.is_file():
-        raise FileNotFoundError(f'{tool} not found: the benchmark runs from a source checkout')
-    proc = subprocess.run([sys.executable, str(tool), ckpt, '--out', job['backbone']],
+    proc = subprocess.run([sys.executable, '-m', 'mtdense.cli', 'extract-backbone', ckpt,
+                           '--out', job['backbone']],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     print(proc.stdout, flush=True)
     if proc.returncode != 0:
-        raise RuntimeError(f'tools/extract_backbone.py {ckpt} exited with {proc.returncode}: '
+        raise RuntimeError(f'mtdense extract-backbone {ckpt} exited with {proc.returncode}: '
                            f'{proc.stdout[-2000:]}')
     result = dict(kind='upstream', id=job['id'], spec_hash=job['spec_hash'], finished=_now(),
                   iters=iters, checkpoint=ckpt, backbone=job['backbone'], timing=timing,

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .aggregate import DELTA_M_RULE, SCHEMA_VERSION, SELECTION_RULE, collect
 from .compose import FIXED_MODEL_KEYS, MISSING, compose, get_dotted, plain
-from .jobs import REPO, write_json_atomic
+from .jobs import write_json_atomic
 from .plan import Plan, file_hash
 from .pool import WorkerPool, worker_env
 from .presets import Preset
@@ -80,10 +80,11 @@ def prepare_weights(plan: Plan, log: Log) -> Optional[Dict[str, Any]]:
     if not any(s['weights'] == 'mobilenetv2_imagenet' for s in plan.protocols.values()):
         return None
     path = plan.mnv2_weights
-    tool = REPO / 'tools' / 'convert_mobilenetv2.py'
+    tool = 'mtdense convert-mobilenetv2'
     if not os.path.isfile(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        proc = subprocess.run([sys.executable, str(tool), '--from-package', path, '--verify'],
+        proc = subprocess.run([sys.executable, '-m', 'mtdense.cli', 'convert-mobilenetv2',
+                               '--from-package', path, '--verify'],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=worker_env(1))
         if proc.returncode != 0:
@@ -142,7 +143,7 @@ def finalize(plan: Plan, started: float, argv: Optional[List[str]], data: Dict[s
              weights: Optional[Dict[str, Any]], failed: Dict[str, str]) -> Dict[str, Any]:
     """The results of everything finished so far (see :func:`write_outputs`)."""
     from mtdense.analysis import machine_info
-    results = OrderedDict(schema_version=SCHEMA_VERSION, tool='tools/benchmark_methods.py',
+    results = OrderedDict(schema_version=SCHEMA_VERSION, tool='mtdense benchmark',
                           created=_dt.datetime.now().astimezone().isoformat(timespec='seconds'))
     results['invocation'] = dict(argv=argv, wall_seconds=round(time.time() - started, 1))
     results['machine'] = machine_info('cpu')

@@ -19,6 +19,7 @@ COMMANDS = {
     'train': ('train', 'train a model from a config'),
     'test': ('test', 'evaluate a checkpoint (metrics, panels, predictions)'),
     'infer': ('infer', 'predict images / folders and write panels and raw outputs'),
+    'benchmark': ('benchmark_methods', 'train and evaluate every PETL method on one backbone'),
     'make-synthetic': ('make_synthetic', 'render the synthetic scenes (mtdense or release layout)'),
     'browse': ('browse_dataset', 'write panels of dataset samples'),
     'check-dataset': ('check_dataset', 'decode every file of a dataset, list the defects'),
