@@ -22,7 +22,7 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-from mtdense.evaluation.baselines import baselines_from_runs
+from mtdense.evaluation import baselines_from_runs
 
 
 def _describe(run_data: dict, key: str) -> Optional[str]:

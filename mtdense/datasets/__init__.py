@@ -1,7 +1,6 @@
 """Multi-task dense datasets, file decoders and (in ``transforms``) the pipeline."""
 from .base import BaseMultiTaskDataset, voc_palette
 from .io import DECODERS, DataFileError, decode, decode_ann, register_decoder
-from . import edges  # noqa: F401,E402  (registers the edge ground-truth decoders)
 from .multi_domain import (DECATHLON_DOMAINS, DecathlonDataset, DomainBatchSampler,
                            ImageFolderDomainsDataset, PackDomainInputs,
                            make_synthetic_multi_domain)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmengine.structures import PixelData
 
 from mtdense.datasets import NYUDv2MTDataset, PascalContextMTDataset, SyntheticMTDataset
-from mtdense.datasets.edges import labelmap_edges
+from mtdense.datasets.io import labelmap_edges
 from mtdense.datasets.io import DataFileError
 from mtdense.datasets.synthetic import SyntheticSceneGenerator
 from mtdense.datasets.synthetic.edges import synthetic_edges

@@ -2,12 +2,12 @@
 from .formatting import PackMultiTaskInputs
 from .geometric import (MTPad, MTRandomCrop, MTRandomFlip, MTRandomResize, MTRandomRotate,
                         MTResize, check_map, resize_map, rotate_normals)
-from .loading import LoadMultiTaskAnnotations, LoadMultiTaskImage
+from .loading import LoadMultiTaskAnnotations, LoadMultiTaskImage, LoadMultiTaskImageFromArray
 from .photometric import MTPhotoMetricDistortion
 from .test_time import EVAL_PROTOCOLS, MTTestResize
 
 __all__ = [
-    'LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'MTResize', 'MTRandomResize',
+    'LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'LoadMultiTaskImageFromArray', 'MTResize', 'MTRandomResize',
     'MTRandomCrop', 'MTRandomFlip', 'MTRandomRotate', 'MTPad', 'MTPhotoMetricDistortion',
     'PackMultiTaskInputs', 'check_map', 'resize_map', 'rotate_normals', 'MTTestResize',
     'EVAL_PROTOCOLS'

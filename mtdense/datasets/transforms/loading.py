@@ -115,3 +115,26 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(tasks={self.tasks})'
+
+
+@TRANSFORMS.register_module()
+class LoadMultiTaskImageFromArray(BaseTransform):
+    """In-memory counterpart of ``LoadMultiTaskImage``: ``results['img']`` is an RGB array.
+
+    Checks the array (RGB uint8 (H, W, 3)) and sets ``img_shape``/``ori_shape``;
+    ``img_path`` is set to None unless given.
+    """
+
+    def transform(self, results: dict) -> dict:
+        img = results.get('img')
+        if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
+                and img.shape[2] == 3 and min(img.shape[:2]) > 0):
+            raise ValueError('LoadMultiTaskImageFromArray: expected an RGB uint8 (H, W, 3) numpy '
+                             'array with H, W > 0, got '
+                             f'{getattr(img, "dtype", type(img).__name__)} '
+                             f'{getattr(img, "shape", "")}')
+        results['img'] = np.ascontiguousarray(img)
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        results.setdefault('img_path', None)
+        return results

@@ -38,8 +38,7 @@ class PredictionWriterHook(Hook):
 
     def after_test_iter(self, runner, batch_idx: int, data_batch: dict = None,
                         outputs: Optional[Sequence] = None) -> None:
-        from mtdense.apis.inference import prediction_to_numpy
-        from mtdense.apis.inferencer import compact_raw
+        from mtdense.structures import compact_raw, prediction_to_numpy
         from .visualization_hook import _safe_name
         for k, sample in enumerate(outputs or []):
             meta = sample.metainfo

@@ -15,7 +15,7 @@ from prettytable import PrettyTable
 from mtdense.registry import METRICS
 from mtdense.tasks import IGNORE_INDEX, TASKS, check_tasks, get_task
 
-from ..baselines import Baselines, load_baselines
+from ..functional.baselines import Baselines, load_baselines
 from ..functional import DEFAULT_EDGE_MAX_DIST, STATS, SegStats, relative_gains
 from ..functional._utils import to_numpy
 
@@ -54,7 +54,7 @@ class MultiTaskMetric(BaseMetric):
     Args:
         tasks: tasks to evaluate; every sample must carry ``pred_<t>`` and ``gt_<t>``.
             None: the tasks each sample has a prediction for (ground truth required).
-        baselines: path of a baselines JSON (see :mod:`mtdense.evaluation.baselines`)
+        baselines: path of a baselines JSON (see :mod:`mtdense.evaluation.functional.baselines`)
             for Δm over the evaluated tasks' primary metrics; None: no Δm.
         num_classes: ``{task: C}`` for segmentation tasks. Defaults: semseg from
             ``len(dataset_meta['classes'])``, human_parts 7.

@@ -23,7 +23,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .io import DataFileError, _load_mat, _require_file, read_binary_png, register_decoder
+from .core import DataFileError, _load_mat, _require_file, read_binary_png, register_decoder
 
 
 def labelmap_edges(labels: np.ndarray) -> np.ndarray:
