@@ -23,7 +23,7 @@ from mtdense.engine.checkpoint import CheckpointMismatchError
 from mtdense.engine.config_tools import (drop_pretrained_paths, eval_protocol_of,
                                          set_data_root, set_eval_protocol,
                                          set_saliency_protocol)
-from mtdense.engine.launch import prepare_launcher
+from mtdense.engine.launch import finalize_distributed, prepare_launcher
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
 
@@ -129,6 +129,8 @@ def main():
                                                                          'mtdense')),
                            metrics={k: float(v) for k, v in metrics.items()}), f, indent=2)
         print(f'metrics written to {out}')
+    # a clean distributed shutdown before the interpreter exits (gloo SIGABRT otherwise)
+    finalize_distributed()
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ from mmengine.config import Config, DictAction
 from mtdense.apis import dataset_meta_from_config, fill_num_classes
 from mtdense.engine.checkpoint import CheckpointMismatchError
 from mtdense.engine.config_tools import check_total_batch, set_data_root, set_iters
-from mtdense.engine.launch import launch_world_size, prepare_launcher
+from mtdense.engine.launch import finalize_distributed, launch_world_size, prepare_launcher
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
 
@@ -107,6 +107,8 @@ def main():
         runner.train()
     except CheckpointMismatchError as e:
         sys.exit(f'tools/train.py: error: {e}')
+    # a clean distributed shutdown before the interpreter exits (gloo SIGABRT otherwise)
+    finalize_distributed()
 
 
 if __name__ == '__main__':
