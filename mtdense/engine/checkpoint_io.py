@@ -114,7 +114,7 @@ def atomic_write_bytes(path: PathLike, data: Union[bytes, bytearray, memoryview]
     directory = osp.dirname(osp.abspath(path))
     view = memoryview(data).cast('B')
     tmp = _temp_path(path)
-    written = 0
+    written = 0  # bytes in the temporary file, for the error message
     stage = 'creating the directory'
     try:
         os.makedirs(directory, exist_ok=True)
@@ -125,12 +125,16 @@ def atomic_write_bytes(path: PathLike, data: Union[bytes, bytearray, memoryview]
                      0o666)
         with open(fd, 'wb', buffering=0) as f:
             stage = 'writing'
-            written = _write_all(f, view)
+            _write_all(f, view)
             stage = 'syncing to disk'
             os.fsync(f.fileno())
         stage = 'renaming the temporary file'
         os.replace(tmp, path)
     except OSError as e:
+        try:  # what reached the file, also when the error came in the middle of a write
+            written = os.path.getsize(tmp)
+        except OSError:
+            pass
         _remove_quietly(tmp)
         raise CheckpointWriteError(
             e, path, what,

@@ -132,6 +132,8 @@ def test_disk_full_mid_write_names_the_file(tmp_path, monkeypatch):
     e = info.value
     assert e.errno == errno.ENOSPC and e.filename == str(path)
     assert str(path) in str(e) and 'No space left on device' in str(e)
+    new_len = len(_ckpt_bytes(seed=2))
+    assert f'{new_len // 2} of {new_len} bytes written' in str(e)
     assert path.read_bytes() == old and _temp_files(tmp_path) == []
 
 
