@@ -107,7 +107,8 @@ class MTDenseRunner(Runner):
                 # safe_load raises before anything of the runner changes
                 self.resume(path)
             except (CorruptCheckpointError, FileNotFoundError) as e:
-                self.logger.warning(f'resume: skipping {path}: {e}')
+                reason = e.detail if isinstance(e, CorruptCheckpointError) else 'file not found'
+                self.logger.warning(f'resume: skipping {path}: {reason}')
                 continue
             self.logger.info(f'Auto resumed from the latest valid checkpoint {path}.')
             self._has_loaded = True

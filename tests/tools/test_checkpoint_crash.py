@@ -137,7 +137,7 @@ def _damage(path: str, how: str) -> None:
         f.write(bytes(data))
 
 
-@pytest.mark.parametrize('how,expect', [('missing', 'checkpoint file not found'),
+@pytest.mark.parametrize('how,expect', [('missing', 'file not found'),
                                         ('truncated', 'truncated'), ('empty', 'empty'),
                                         ('not_a_checkpoint', 'not a checkpoint'),
                                         ('damaged', 'CRC-32'), ('empty_pointer', 'truncated')])
