@@ -21,12 +21,12 @@ from typing import List, Optional
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
 from mtdense.apis import dataset_meta_from_config, fill_num_classes
-from mtdense.engine.checkpoint import CheckpointMismatchError
+from mtdense.engine.checkpoint import CheckpointMismatchError, CheckpointReadError
 from mtdense.engine.config_tools import (ConfigError, check_cfg_options, check_hook_configs,
                                          check_num_classes, drop_pretrained_paths,
                                          eval_protocol_of, set_data_root, set_eval_protocol,
                                          set_saliency_protocol, set_vis_backends)
-from mtdense.engine.launch import prepare_launcher
+from mtdense.engine.launch import finalize_distributed, prepare_launcher
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
 from mtdense.utils.config_names import resolve_config
@@ -88,10 +88,10 @@ def _main(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f'{what} file not found: {path}')
     # Refuse checkpoints that would unpickle arbitrary objects before building anything
     # (loading itself is weights-only too: mtdense.engine.checkpoint).
-    from mtdense.engine.checkpoint import UnsafeCheckpointError, check_checkpoint_safe
+    from mtdense.engine.checkpoint import check_checkpoint_safe
     try:
         check_checkpoint_safe(args.checkpoint)
-    except UnsafeCheckpointError as e:
+    except CheckpointReadError as e:  # unsafe, truncated, damaged, not a checkpoint
         sys.exit(f'mtdense test: error: {e}')
     register_all_modules()  # after the checks: importing mmseg/timm takes seconds
     cfg = Config.fromfile(args.config)
@@ -141,7 +141,7 @@ def _main(args: argparse.Namespace) -> int:
     runner = build_runner(cfg)
     try:
         metrics = runner.test()
-    except CheckpointMismatchError as e:
+    except (CheckpointMismatchError, CheckpointReadError) as e:
         sys.exit(f'mtdense test: error: {e}')
 
     if get_rank() == 0:
@@ -162,4 +162,6 @@ def _main(args: argparse.Namespace) -> int:
                                                                          'mtdense')),
                            metrics={k: float(v) for k, v in metrics.items()}), f, indent=2)
         print(f'metrics written to {out}' + (f'; predictions in {args.out}' if args.out else ''))
+    # a clean distributed shutdown before the interpreter exits (gloo SIGABRT otherwise)
+    finalize_distributed()
     return 0

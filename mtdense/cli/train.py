@@ -17,11 +17,11 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mtdense.apis import dataset_meta_from_config, fill_num_classes
-from mtdense.engine.checkpoint import CheckpointMismatchError
+from mtdense.engine.checkpoint import CheckpointMismatchError, CheckpointReadError
 from mtdense.engine.config_tools import (ConfigError, check_cfg_options, check_hook_configs,
                                          check_num_classes, check_total_batch, set_data_root,
                                          set_iters, set_vis_backends)
-from mtdense.engine.launch import launch_world_size, prepare_launcher
+from mtdense.engine.launch import finalize_distributed, launch_world_size, prepare_launcher
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
 from mtdense.utils.config_names import resolve_config
@@ -105,10 +105,10 @@ def _main(args: argparse.Namespace) -> int:
         cfg.auto_scale_lr.enable = True
     if cfg.get('load_from') and osp.isfile(cfg.load_from):
         # fail before building anything if the file would unpickle arbitrary objects
-        from mtdense.engine.checkpoint import UnsafeCheckpointError, check_checkpoint_safe
+        from mtdense.engine.checkpoint import check_checkpoint_safe
         try:
             check_checkpoint_safe(cfg.load_from)
-        except UnsafeCheckpointError as e:
+        except CheckpointReadError as e:  # unsafe, truncated, damaged, not a checkpoint
             sys.exit(f'mtdense train: error: {e}')
 
     # mistakes that used to surface hours in, caught before anything is built
@@ -123,6 +123,8 @@ def _main(args: argparse.Namespace) -> int:
     runner = build_runner(cfg)
     try:
         runner.train()
-    except CheckpointMismatchError as e:
+    except (CheckpointMismatchError, CheckpointReadError) as e:
         sys.exit(f'mtdense train: error: {e}')
+    # a clean distributed shutdown before the interpreter exits (gloo SIGABRT otherwise)
+    finalize_distributed()
     return 0

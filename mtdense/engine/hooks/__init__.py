@@ -1,5 +1,6 @@
 from .prediction_writer_hook import PredictionWriterHook
-from .safe_checkpoint_hook import SafeCheckpointHook
+from .safe_checkpoint_hook import AtomicCheckpointHook, SafeCheckpointHook
 from .visualization_hook import MultiTaskVisualizationHook
 
-__all__ = ['SafeCheckpointHook', 'MultiTaskVisualizationHook', 'PredictionWriterHook']
+__all__ = ['AtomicCheckpointHook', 'SafeCheckpointHook', 'MultiTaskVisualizationHook',
+           'PredictionWriterHook']
