@@ -15,7 +15,7 @@ from mmengine.config import Config
 
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
-from smoke import dataset_type, shrink
+from helpers.smoke import dataset_type, shrink
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL = sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'configs').rglob('*.py'))

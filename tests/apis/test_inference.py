@@ -1,9 +1,8 @@
 """Tests of the Python inference API (``mtdense.apis``) with a tiny real model.
 
 The model is the repository's VMT-Adapter config shrunk to a 1-block-per-stage
-Swin (embed_dims 16, window 4) on 48 x 64 synthetic scenes. ``make_tiny_setup``
-is also used by ``tests/visualization/test_visualizer.py`` and
-``tests/tools/test_infer_tool.py`` (imported by path).
+Swin (embed_dims 16, window 4) on 48 x 64 synthetic scenes (``helpers.tiny_model``; the
+``tiny_setup`` fixture).
 """
 from __future__ import annotations
 
@@ -14,146 +13,68 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth']
-H, W = 48, 64
-
-CONFIG_TEMPLATE = """
-_base_ = [
-    '{root}/configs/_base_/default_runtime.py', '{root}/configs/_base_/datasets/synthetic.py',
-    '{root}/configs/_base_/models/swin_t_mmseg_vmt.py',
-    '{root}/configs/_base_/schedules/adamw_cosine.py',
-]
-data_root = {data_root!r}
-tasks = {tasks!r}
-# Upscaled to 64 x 85 (network input padded to 64 x 96): predictions must come back at 48 x 64.
-test_pipeline = [
-    dict(type='LoadMultiTaskImage'),
-    dict(type='MTResize', scale=(96, 64), keep_ratio=True),
-    dict(type='LoadMultiTaskAnnotations'),
-    dict(type='PackMultiTaskInputs'),
-]
-loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
-train_dataloader = dict(loader, dataset=dict(data_root=data_root, tasks=tasks))
-val_dataloader = dict(loader, dataset=dict(data_root=data_root, split='train', tasks=tasks,
-                                           pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='MultiTaskMetric', tasks=tasks)
-test_evaluator = val_evaluator
-model = dict(
-    tasks=tasks,
-    backbone=dict(backbone=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2),
-                                window_size=4, mlp_ratio=2),
-                  peft=dict(bottleneck=4)),
-    heads=dict(channels=8))
-"""
-
-
-def make_tiny_setup(root: str) -> dict:
-    """Write 4 synthetic 48 x 64 scenes, a tiny config and a checkpoint under ``root``.
-
-    The checkpoint's weights are randomised (so predictions are not trivially
-    constant) and its meta holds renamed classes, to tell them from the config's.
-    Returns ``dict(data_root, config, checkpoint, classes, state_dict)``.
-    """
-    from mtdense.apis import init_model
-    from mtdense.datasets.synthetic import SyntheticDatasetWriter
-
-    data_root = osp.join(root, 'synthetic')
-    SyntheticDatasetWriter(data_root, 4, H, W, seed=0, val_fraction=0.25).run(progress=False)
-    config = osp.join(root, 'tiny_vmt.py')
-    with open(config, 'w') as f:
-        f.write(CONFIG_TEMPLATE.format(root=ROOT, data_root=data_root, tasks=TASKS))
-    torch.manual_seed(0)  # the frozen backbone is randomly initialised: keep it reproducible
-    model = init_model(config)  # num_classes from the synthetic meta.json
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            # Adapters start at zero and the untrained heads are bias-dominated: large random
-            # weights and small biases make every output vary over the image.
-            if p.requires_grad and p.ndim > 1:
-                p.copy_(torch.randn(p.shape, generator=gen))
-            elif p.requires_grad and name.endswith('bias'):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
-    classes = [f'cls{i}' for i in range(len(model.dataset_meta['classes']))]
-    palette = [[(37 * i) % 256, (91 * i + 50) % 256, (53 * i + 100) % 256]
-               for i in range(len(classes))]
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    checkpoint = osp.join(root, 'tiny_vmt.pth')
-    torch.save({'state_dict': state,
-                'meta': {'dataset_meta': {'classes': classes, 'palette': palette}}}, checkpoint)
-    return dict(data_root=data_root, config=config, checkpoint=checkpoint, classes=classes,
-                palette=palette, state_dict=state)
+from helpers.tiny_model import H, TASKS, W, image_path
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
-    return make_tiny_setup(str(tmp_path_factory.mktemp('apis')))
-
-
-@pytest.fixture(scope='module')
-def model(setup):
+def model(tiny_setup):
     from mtdense.apis import init_model
-    return init_model(setup['config'], setup['checkpoint'])
+    return init_model(tiny_setup['config'], tiny_setup['checkpoint'])
 
 
-def _image_path(setup, idx=0):
-    return osp.join(setup['data_root'], 'images', f'{idx:06d}.png')
-
-
-def test_init_model_loads_checkpoint_and_meta(setup, model):
+def test_init_model_loads_checkpoint_and_meta(tiny_setup, model):
     from mmengine.config import Config
     assert not model.training
     assert isinstance(model.cfg, Config)
     # Classes/palette come from the checkpoint meta, not from the config's dataset.
-    assert list(model.dataset_meta['classes']) == setup['classes']
-    assert model.dataset_meta['palette'] == setup['palette']
+    assert list(model.dataset_meta['classes']) == tiny_setup['classes']
+    assert model.dataset_meta['palette'] == tiny_setup['palette']
     state = model.state_dict()
-    assert state.keys() == setup['state_dict'].keys()
-    for k, v in setup['state_dict'].items():
+    assert state.keys() == tiny_setup['state_dict'].keys()
+    for k, v in tiny_setup['state_dict'].items():
         assert torch.equal(state[k], v), k
 
 
-def test_init_model_meta_from_config(setup):
+def test_init_model_meta_from_config(tiny_setup):
     """Without a checkpoint the classes come from the config's dataset (meta.json)."""
     import json
 
     from mtdense.apis import init_model
-    with open(osp.join(setup['data_root'], 'meta.json')) as f:
+    with open(osp.join(tiny_setup['data_root'], 'meta.json')) as f:
         classes = json.load(f)['classes']
-    model = init_model(setup['config'])
+    model = init_model(tiny_setup['config'])
     assert list(model.dataset_meta['classes']) == classes
     assert model.num_classes['semseg'] == len(classes)
 
 
-def test_init_model_errors(setup, tmp_path):
+def test_init_model_errors(tiny_setup, tmp_path):
     from mtdense.apis import init_model
     from mtdense.engine.checkpoint import UnsafeCheckpointError
 
     with pytest.raises(FileNotFoundError, match='config file not found'):
         init_model(str(tmp_path / 'nope.py'))
     with pytest.raises(FileNotFoundError, match='checkpoint file not found'):
-        init_model(setup['config'], str(tmp_path / 'nope.pth'))
+        init_model(tiny_setup['config'], str(tmp_path / 'nope.pth'))
     # A checkpoint of another model (semseg head dropped): names the missing keys.
-    state = {k: v for k, v in setup['state_dict'].items() if not k.startswith('heads.semseg')}
+    state = {k: v for k, v in tiny_setup['state_dict'].items() if not k.startswith('heads.semseg')}
     bad = tmp_path / 'partial.pth'
     torch.save({'state_dict': state}, bad)
     with pytest.raises(ValueError, match=r'(?s)does not match the model.*missing in the '
                                           r'checkpoint \(\d+\):.*heads\.semseg'):
-        init_model(setup['config'], str(bad))
+        init_model(tiny_setup['config'], str(bad))
     # Another class count: the shape mismatch is reported with the file name.
     with pytest.raises(ValueError, match=r'(?s)partial\.pth .*does not match.*different shapes'):
-        torch.save({'state_dict': setup['state_dict']}, bad)
-        init_model(setup['config'], str(bad), cfg_options={'model.num_classes': 3})
+        torch.save({'state_dict': tiny_setup['state_dict']}, bad)
+        init_model(tiny_setup['config'], str(bad), cfg_options={'model.num_classes': 3})
     # Arbitrary pickled objects are refused (weights_only loading).
     unsafe = tmp_path / 'unsafe.pth'
-    torch.save({'state_dict': setup['state_dict'], 'obj': _Unsafe()}, unsafe)
+    torch.save({'state_dict': tiny_setup['state_dict'], 'obj': _Unsafe()}, unsafe)
     with pytest.raises(UnsafeCheckpointError):
-        init_model(setup['config'], str(unsafe))
+        init_model(tiny_setup['config'], str(unsafe))
     # No class count anywhere: a clear error instead of a model with a wrong head.
     with pytest.raises(ValueError, match='need the number of classes'), \
             pytest.warns(UserWarning, match='could not read the dataset metainfo'):
-        init_model(setup['config'], cfg_options={
+        init_model(tiny_setup['config'], cfg_options={
             'test_dataloader.dataset.data_root': str(tmp_path / 'missing'),
             'model.num_classes': None})
 
@@ -183,7 +104,7 @@ def test_inference_path_outputs(model):
     assert out['depth'].std() > 0 and out['normals'].std(axis=(0, 1)).min() > 0
 
 
-def test_inference_matches_test_pipeline(setup, model):
+def test_inference_matches_test_pipeline(tiny_setup, model):
     """Same predictions as the config's full test pipeline (with annotations) + test_step."""
     from mmengine.dataset import pseudo_collate
 
@@ -201,10 +122,10 @@ def test_inference_matches_test_pipeline(setup, model):
         np.testing.assert_allclose(out[task], expected, rtol=1e-5, atol=1e-5, err_msg=task)
 
 
-def test_inference_array_is_rgb_and_list(setup, model):
+def test_inference_array_is_rgb_and_list(tiny_setup, model):
     from mtdense.apis import inference_model
     from mtdense.datasets.io import decode
-    path = _image_path(setup, 2)
+    path = image_path(tiny_setup, 2)
     rgb = decode('image', path)
     by_path = inference_model(model, path)
     by_array = inference_model(model, rgb)
@@ -221,7 +142,7 @@ def test_inference_array_is_rgb_and_list(setup, model):
     assert outs[1]['semseg'].shape == (37, 53) and outs[1]['normals'].shape == (37, 53, 3)
 
 
-def test_inference_without_autograd(setup, model, monkeypatch):
+def test_inference_without_autograd(tiny_setup, model, monkeypatch):
     from mtdense.apis import inference_model
     seen = []
     original = model.test_step
@@ -231,11 +152,11 @@ def test_inference_without_autograd(setup, model, monkeypatch):
         return original(data)
 
     monkeypatch.setattr(model, 'test_step', spy)
-    inference_model(model, _image_path(setup))
+    inference_model(model, image_path(tiny_setup))
     assert seen == [False]
 
 
-def test_inference_errors(setup, model, tmp_path):
+def test_inference_errors(tiny_setup, model, tmp_path):
     from mtdense.apis import inference_model
     with pytest.raises(ValueError, match=r'RGB uint8 \(H, W, 3\)'):
         inference_model(model, np.zeros((H, W), np.uint8))
@@ -249,7 +170,7 @@ def test_inference_errors(setup, model, tmp_path):
         inference_model(model, [])
     bare = torch.nn.Module()
     with pytest.raises(AttributeError, match='init_model'):
-        inference_model(bare, _image_path(setup))
+        inference_model(bare, image_path(tiny_setup))
 
 
 def test_build_inference_pipeline(model):

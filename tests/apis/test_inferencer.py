@@ -1,5 +1,4 @@
 """MTDenseInferencer: batching equals one by one, EXIF, lists and folders, outputs, names."""
-import importlib.util
 import os
 import os.path as osp
 import types
@@ -8,24 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-HERE = osp.dirname(osp.abspath(__file__))
-
-
-def _apis_tests():
-    spec = importlib.util.spec_from_file_location('mtdense_tests_apis_for_inferencer',
-                                                  osp.join(HERE, 'test_inference.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from helpers.tiny_model import image_path
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp('inferencer')
-    s = _apis_tests().make_tiny_setup(str(root))
-    photos = root / 'photos'
-    photos.mkdir()
-    base = np.asarray(Image.open(osp.join(s['data_root'], 'images', '000000.png')))
+def setup(tiny_setup, tmp_path_factory):
+    """``tiny_setup`` with ``photos``: a folder of 3 sizes of one scene and an EXIF portrait."""
+    photos = tmp_path_factory.mktemp('photos')
+    base = np.asarray(Image.open(image_path(tiny_setup)))
     for i in range(3):  # three sizes: batches must split by input size
         img = Image.fromarray(base).resize((64 - 8 * i, 48 - 4 * i))
         img.save(photos / f'p{i}.png')
@@ -33,8 +22,7 @@ def setup(tmp_path_factory):
     exif = exif_img.getexif()
     exif[0x0112] = 6  # displayed turned 90° clockwise
     exif_img.save(photos / 'portrait.jpg', exif=exif, quality=95)
-    s['photos'] = str(photos)
-    return s
+    return dict(tiny_setup, photos=str(photos))
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,4 @@
 """Decoders of mtdense.datasets.io: values, conventions and every bad-input case."""
-import importlib.util
-import sys
 from pathlib import Path
 
 import cv2
@@ -8,22 +6,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import fixtures as fx
 from mtdense.datasets.base import voc_palette
 from mtdense.datasets.io import DECODERS, DataFileError, decode, decode_ann
 
-
-def _fixtures():
-    name = 'mtdense_tests_datasets_fixtures'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name('fixtures.py'))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 H, W = fx.H, fx.W
+
+
+def _rejects(match: str, *args, **kwargs) -> None:
+    """``decode(*args, **kwargs)`` raises a DataFileError whose message matches ``match``."""
+    with pytest.raises(DataFileError, match=match):
+        decode(*args, **kwargs)
 
 
 def _garbage(path: Path) -> str:
@@ -59,11 +52,9 @@ def test_image_rgb_order_and_errors(tmp_path):
                                   np.repeat(gray[..., None], 3, axis=2))
 
     missing = str(tmp_path / 'missing.jpg')
-    with pytest.raises(DataFileError, match='missing.jpg.*not found'):
-        decode('image', missing)
+    _rejects('missing.jpg.*not found', 'image', missing)
     bad = _garbage(tmp_path / 'corrupt.jpg')
-    with pytest.raises(DataFileError, match='corrupt.jpg.*cannot decode'):
-        decode('image', bad)
+    _rejects('corrupt.jpg.*cannot decode', 'image', bad)
 
 
 # ---------------------------------------------------------------------------- labels
@@ -82,21 +73,17 @@ def test_label_png_errors(tmp_path):
     labels = np.zeros((H, W), np.uint8)
     labels[3, 4] = 21
     fx.write_gray_png(str(tmp_path / 'range.png'), labels)
-    with pytest.raises(DataFileError, match=r'range.png.*\[21\].*0\.\.20'):
-        decode('label_png', str(tmp_path / 'range.png'), num_classes=21)
+    _rejects(r'range.png.*\[21\].*0\.\.20', 'label_png', str(tmp_path / 'range.png'),
+             num_classes=21)
     # without num_classes the values are returned as stored
     assert decode('label_png', str(tmp_path / 'range.png'))[3, 4] == 21
 
     fx.write_rgb(str(tmp_path / 'rgb.png'), np.zeros((H, W, 3), np.uint8))
-    with pytest.raises(DataFileError, match='rgb.png.*single-channel'):
-        decode('label_png', str(tmp_path / 'rgb.png'))
+    _rejects('rgb.png.*single-channel', 'label_png', str(tmp_path / 'rgb.png'))
     assert cv2.imwrite(str(tmp_path / 'deep.png'), np.zeros((H, W), np.uint16))
-    with pytest.raises(DataFileError, match='deep.png.*8-bit'):
-        decode('label_png', str(tmp_path / 'deep.png'))
-    with pytest.raises(DataFileError, match='gone.png.*not found'):
-        decode('label_png', str(tmp_path / 'gone.png'))
-    with pytest.raises(DataFileError, match='corrupt.png.*cannot decode'):
-        decode('label_png', _garbage(tmp_path / 'corrupt.png'))
+    _rejects('deep.png.*8-bit', 'label_png', str(tmp_path / 'deep.png'))
+    _rejects('gone.png.*not found', 'label_png', str(tmp_path / 'gone.png'))
+    _rejects('corrupt.png.*cannot decode', 'label_png', _garbage(tmp_path / 'corrupt.png'))
 
 
 def test_label_png_minus1(tmp_path):
@@ -106,8 +93,7 @@ def test_label_png_minus1(tmp_path):
     np.testing.assert_array_equal(out, np.array([[255, 0, 1, 39]], np.uint8).repeat(3, axis=0))
     raw[1, 1] = 41
     fx.write_gray_png(str(tmp_path / 'bad.png'), raw)
-    with pytest.raises(DataFileError, match=r'bad.png.*\[41\]'):
-        decode('label_png_minus1', str(tmp_path / 'bad.png'), num_classes=40)
+    _rejects(r'bad.png.*\[41\]', 'label_png_minus1', str(tmp_path / 'bad.png'), num_classes=40)
 
 
 def test_parts_png(tmp_path):
@@ -116,8 +102,7 @@ def test_parts_png(tmp_path):
     np.testing.assert_array_equal(decode('parts_png', str(tmp_path / 'p.png')), parts)
     parts[0, 0] = 7
     fx.write_gray_png(str(tmp_path / 'bad.png'), parts)
-    with pytest.raises(DataFileError, match=r'bad.png.*\[7\].*0\.\.6'):
-        decode('parts_png', str(tmp_path / 'bad.png'))
+    _rejects(r'bad.png.*\[7\].*0\.\.6', 'parts_png', str(tmp_path / 'bad.png'))
 
 
 # -------------------------------------------------------------------------- saliency
@@ -133,10 +118,8 @@ def test_saliency_threshold_and_channels(tmp_path):
     colour = np.repeat(sal[..., None], 3, axis=2)
     colour[..., 1] = 0
     fx.write_rgb(str(tmp_path / 'colour.png'), colour)
-    with pytest.raises(DataFileError, match='colour.png.*single-channel'):
-        decode('saliency_png', str(tmp_path / 'colour.png'))
-    with pytest.raises(DataFileError, match='nosal.png.*not found'):
-        decode('saliency_png', str(tmp_path / 'nosal.png'))
+    _rejects('colour.png.*single-channel', 'saliency_png', str(tmp_path / 'colour.png'))
+    _rejects('nosal.png.*not found', 'saliency_png', str(tmp_path / 'nosal.png'))
 
 
 # --------------------------------------------------------------------------- normals
@@ -172,33 +155,27 @@ def test_normals_png_validity_from_labelmap(tmp_path):
     np.testing.assert_array_equal(out[valid], full[valid])
 
     fx.write_labelmap_mat(str(tmp_path / 'small.mat'), labelmap[:-1])
-    with pytest.raises(DataFileError, match=r'small.mat.*\(23, 32\)'):
-        decode('normals_png', str(tmp_path / 'n.png'), valid_mask_mat=str(tmp_path / 'small.mat'),
-               valid_classes=[440])
+    png = str(tmp_path / 'n.png')
+    _rejects(r'small.mat.*\(23, 32\)', 'normals_png', png,
+             valid_mask_mat=str(tmp_path / 'small.mat'), valid_classes=[440])
     from scipy.io import savemat
     savemat(str(tmp_path / 'nolm.mat'), {'Other': labelmap})
-    with pytest.raises(DataFileError, match='nolm.mat.*LabelMap'):
-        decode('normals_png', str(tmp_path / 'n.png'), valid_mask_mat=str(tmp_path / 'nolm.mat'),
-               valid_classes=[440])
-    with pytest.raises(DataFileError, match='absent.mat.*not found'):
-        decode('normals_png', str(tmp_path / 'n.png'), valid_mask_mat=str(tmp_path / 'absent.mat'),
-               valid_classes=[440])
-    with pytest.raises(DataFileError, match='junk.mat.*cannot read'):
-        decode('normals_png', str(tmp_path / 'n.png'),
-               valid_mask_mat=_garbage(tmp_path / 'junk.mat'), valid_classes=[440])
+    _rejects('nolm.mat.*LabelMap', 'normals_png', png,
+             valid_mask_mat=str(tmp_path / 'nolm.mat'), valid_classes=[440])
+    _rejects('absent.mat.*not found', 'normals_png', png,
+             valid_mask_mat=str(tmp_path / 'absent.mat'), valid_classes=[440])
+    _rejects('junk.mat.*cannot read', 'normals_png', png,
+             valid_mask_mat=_garbage(tmp_path / 'junk.mat'), valid_classes=[440])
     with pytest.raises(ValueError, match='both'):
         decode('normals_png', str(tmp_path / 'n.png'), valid_mask_mat=str(tmp_path / 'lm.mat'))
 
 
 def test_normals_png_channel_errors(tmp_path):
     fx.write_gray_png(str(tmp_path / 'gray.png'), np.zeros((H, W), np.uint8))
-    with pytest.raises(DataFileError, match='gray.png.*3 channels.*got 1'):
-        decode('normals_png', str(tmp_path / 'gray.png'))
+    _rejects('gray.png.*3 channels.*got 1', 'normals_png', str(tmp_path / 'gray.png'))
     assert cv2.imwrite(str(tmp_path / 'rgba.png'), np.zeros((H, W, 4), np.uint8))
-    with pytest.raises(DataFileError, match='rgba.png.*3 channels.*got 4'):
-        decode('normals_png', str(tmp_path / 'rgba.png'))
-    with pytest.raises(DataFileError, match='c.png.*cannot decode'):
-        decode('normals_png', _garbage(tmp_path / 'c.png'))
+    _rejects('rgba.png.*3 channels.*got 4', 'normals_png', str(tmp_path / 'rgba.png'))
+    _rejects('c.png.*cannot decode', 'normals_png', _garbage(tmp_path / 'c.png'))
 
 
 def test_normals_npy(tmp_path):
@@ -215,16 +192,13 @@ def test_normals_npy(tmp_path):
     np.testing.assert_array_equal(out[1, 1], 0.0)  # zero vector stays invalid
 
     np.save(tmp_path / 'shape.npy', np.ones((H, W, 2), np.float32))
-    with pytest.raises(DataFileError, match=r'shape.npy.*\(H, W, 3\)'):
-        decode('normals_npy', str(tmp_path / 'shape.npy'))
+    _rejects(r'shape.npy.*\(H, W, 3\)', 'normals_npy', str(tmp_path / 'shape.npy'))
     bad = np.ones((H, W, 3), np.float32)
     bad[1, 1, 1] = np.nan
     np.save(tmp_path / 'nan.npy', bad)
-    with pytest.raises(DataFileError, match='nan.npy.*NaN'):
-        decode('normals_npy', str(tmp_path / 'nan.npy'))
+    _rejects('nan.npy.*NaN', 'normals_npy', str(tmp_path / 'nan.npy'))
     np.save(tmp_path / 'int.npy', np.ones((H, W, 3), np.int32))
-    with pytest.raises(DataFileError, match='int.npy.*floating'):
-        decode('normals_npy', str(tmp_path / 'int.npy'))
+    _rejects('int.npy.*floating', 'normals_npy', str(tmp_path / 'int.npy'))
 
 
 # ----------------------------------------------------------------------------- depth
@@ -244,21 +218,16 @@ def test_depth_npy_bad_values(tmp_path, bad, match):
     d = np.ones((H, W), np.float32)
     d[5, 6] = bad
     np.save(tmp_path / 'bad_depth.npy', d)
-    with pytest.raises(DataFileError, match=f'bad_depth.npy.*{match}'):
-        decode('depth_npy', str(tmp_path / 'bad_depth.npy'))
+    _rejects(f'bad_depth.npy.*{match}', 'depth_npy', str(tmp_path / 'bad_depth.npy'))
 
 
 def test_depth_npy_format_errors(tmp_path):
     np.save(tmp_path / 'd3.npy', np.ones((H, W, 2), np.float32))
-    with pytest.raises(DataFileError, match=r'd3.npy.*\(H, W\)'):
-        decode('depth_npy', str(tmp_path / 'd3.npy'))
-    with pytest.raises(DataFileError, match='junk.npy.*cannot load'):
-        decode('depth_npy', _garbage(tmp_path / 'junk.npy'))
-    with pytest.raises(DataFileError, match='nodepth.npy.*not found'):
-        decode('depth_npy', str(tmp_path / 'nodepth.npy'))
+    _rejects(r'd3.npy.*\(H, W\)', 'depth_npy', str(tmp_path / 'd3.npy'))
+    _rejects('junk.npy.*cannot load', 'depth_npy', _garbage(tmp_path / 'junk.npy'))
+    _rejects('nodepth.npy.*not found', 'depth_npy', str(tmp_path / 'nodepth.npy'))
     np.save(tmp_path / 'u8.npy', np.ones((H, W), np.uint8))
-    with pytest.raises(DataFileError, match='u8.npy.*floating'):
-        decode('depth_npy', str(tmp_path / 'u8.npy'))
+    _rejects('u8.npy.*floating', 'depth_npy', str(tmp_path / 'u8.npy'))
 
 
 # ----------------------------------------------------------------------- Pascal-Part
@@ -303,8 +272,7 @@ def test_pascal_parts_no_person_is_ignored(tmp_path):
     out = decode('pascal_parts_mat', str(tmp_path / 'empty.mat'),
                  image_path=str(tmp_path / 'img.jpg'))
     assert out.shape == (H, W) and (out == 255).all()
-    with pytest.raises(DataFileError, match='empty.mat.*image_path'):
-        decode('pascal_parts_mat', str(tmp_path / 'empty.mat'))
+    _rejects('empty.mat.*image_path', 'pascal_parts_mat', str(tmp_path / 'empty.mat'))
 
 
 def test_pascal_parts_two_persons(tmp_path):
@@ -316,23 +284,19 @@ def test_pascal_parts_two_persons(tmp_path):
 
 
 def test_pascal_parts_missing_and_bad(tmp_path):
-    with pytest.raises(DataFileError, match='nofile.mat.*not found'):
-        decode('pascal_parts_mat', str(tmp_path / 'nofile.mat'))
+    _rejects('nofile.mat.*not found', 'pascal_parts_mat', str(tmp_path / 'nofile.mat'))
     fx.write_rgb(str(tmp_path / 'img.jpg'), np.zeros((H, W, 3), np.uint8))
     out = decode('pascal_parts_mat', str(tmp_path / 'nofile.mat'), allow_missing=True,
                  image_path=str(tmp_path / 'img.jpg'))
     assert out.shape == (H, W) and (out == 255).all()
-    with pytest.raises(DataFileError, match='junk.mat.*cannot read'):
-        decode('pascal_parts_mat', _garbage(tmp_path / 'junk.mat'))
+    _rejects('junk.mat.*cannot read', 'pascal_parts_mat', _garbage(tmp_path / 'junk.mat'))
     from scipy.io import savemat
     savemat(str(tmp_path / 'noanno.mat'), {'LabelMap': np.zeros((2, 2))})
-    with pytest.raises(DataFileError, match='noanno.mat.*anno'):
-        decode('pascal_parts_mat', str(tmp_path / 'noanno.mat'))
+    _rejects('noanno.mat.*anno', 'pascal_parts_mat', str(tmp_path / 'noanno.mat'))
     weird = [dict(cls='person', class_ind=15, mask=fx.box(0, 5, 0, 5),
                   parts=[('tail', fx.box(0, 2, 0, 2))])]
     fx.write_pascal_part_mat(str(tmp_path / 'tail.mat'), 'x', weird)
-    with pytest.raises(DataFileError, match="tail.mat.*unknown person part 'tail'"):
-        decode('pascal_parts_mat', str(tmp_path / 'tail.mat'))
+    _rejects("tail.mat.*unknown person part 'tail'", 'pascal_parts_mat', str(tmp_path / 'tail.mat'))
     with pytest.raises(ValueError, match='person_fill'):
         decode('pascal_parts_mat', str(tmp_path / 'tail.mat'), person_fill=3)
 
@@ -342,8 +306,8 @@ def test_pascal_parts_mask_shape_mismatch(tmp_path):
             dict(cls='person', class_ind=15, mask=np.ones((H - 1, W), bool),
                  parts=[('head', np.ones((H - 1, W), bool))])]
     fx.write_pascal_part_mat(str(tmp_path / 'mis.mat'), 'x', objs)
-    with pytest.raises(DataFileError, match=r'mis.mat.*object 1 mask has shape \(23, 32\)'):
-        decode('pascal_parts_mat', str(tmp_path / 'mis.mat'))
+    _rejects(r'mis.mat.*object 1 mask has shape \(23, 32\)', 'pascal_parts_mat',
+             str(tmp_path / 'mis.mat'))
 
 
 def test_label_png_bool_png(tmp_path):

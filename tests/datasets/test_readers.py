@@ -1,32 +1,18 @@
 """Dataset readers on tiny trees in the exact PASCAL_MT / NYUD_MT / synthetic layouts."""
-import importlib.util
 import json
 import os
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from helpers import fixtures as fx
 from mtdense.datasets import (NYU_SHARED_CONTEXT_CLASS_IDS, NYUV2_40_CLASSES, PASCAL_VOC_CLASSES,
                               DataFileError, NYUDv2MTDataset, PascalContextMTDataset,
                               SyntheticMTDataset)
 from mtdense.registry import DATASETS
 from mtdense.tasks import HUMAN_PARTS_CLASSES
 
-
-def _fixtures():
-    name = 'mtdense_tests_datasets_fixtures'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name('fixtures.py'))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 H, W = fx.H, fx.W
 
 

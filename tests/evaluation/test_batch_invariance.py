@@ -9,7 +9,6 @@ their largest image) gives other metrics at batch 4 than at batch 1.
 import copy
 import json
 import math
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +17,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from helpers.smoke import shrink
+from helpers.toolrun import free_port
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
-from smoke import shrink
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs' / 'vmt' / 'vmt_swin-t_pascal-mt.py'
@@ -78,11 +78,8 @@ def test_metrics_equal_at_batch_1_2_4_and_with_2_processes(setup, tmp_path):
     for batch in (2, 4):
         _assert_same(ref, _evaluate(setup['cfg'], setup['ckpt'], batch, str(tmp_path / f'b{batch}')),
                      f'batch {batch}')
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
     out = tmp_path / 'dist_metrics.json'
-    env = dict(__import__('os').environ, PORT=str(port), PYTHON=sys.executable,
+    env = dict(__import__('os').environ, PORT=str(free_port()), PYTHON=sys.executable,
                OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
     proc = subprocess.run(['bash', 'tools/dist_test.sh', setup['cfg_path'], setup['ckpt'], '2',
                            '--work-dir', str(tmp_path / 'dist'), '--metrics-out', str(out),

@@ -20,15 +20,6 @@ MNV2 = 'mobilenetv2_050'
 TASKS = ['semseg', 'depth', 'saliency']
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Tiny models: one intra-op thread is much faster on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def build(model_name=MNV2, method=None, tasks=TASKS, **bb):
     method = method or dict(type='ModulationAdapter', rank=2)
     return ConvMultiTaskBackbone(dict(model_name=model_name, **bb), method, tasks)

@@ -27,15 +27,6 @@ DOMAINS = ['shapes', 'textures', 'counts']
 PIPELINE = [dict(type='LoadMultiTaskImage'), dict(type='PackDomainInputs')]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Tiny models: one intra-op thread is much faster on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope='module')
 def synth_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('md'))

@@ -1,12 +1,12 @@
-"""MultiTaskDenseModel and MultiTaskDataPreprocessor with a tiny registered test backbone."""
+"""MultiTaskDenseModel and MultiTaskDataPreprocessor with a tiny registered test backbone
+(helpers.models)."""
 import copy
 
 import pytest
 import torch
-import torch.nn as nn
-from mmengine.model import BaseModule
 from mmengine.optim import OptimWrapper
 
+import helpers.models  # noqa: F401  (registers _TestPyramidBackbone)
 import mtdense.models  # noqa: F401
 from mtdense.models import MultiTaskDenseModel
 from mtdense.registry import MODELS
@@ -14,29 +14,6 @@ from mtdense.structures import MultiTaskDataSample
 
 ALL_TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth']
 NUM_CLASSES = 5
-
-
-@MODELS.register_module(force=True)
-class _TestPyramidBackbone(BaseModule):
-    """Conv pyramid (strides 4..32) that gives every task the same feature list."""
-
-    def __init__(self, tasks, channels=(8, 16, 32, 64)):
-        super().__init__()
-        self.tasks = list(tasks)
-        self.out_channels = list(channels)
-        layers, prev = [], 3
-        for i, c in enumerate(channels):
-            stride = 4 if i == 0 else 2
-            layers.append(nn.Sequential(nn.Conv2d(prev, c, 3, stride=stride, padding=1), nn.ReLU()))
-            prev = c
-        self.stages = nn.ModuleList(layers)
-
-    def forward(self, x):
-        feats = []
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return {t: feats for t in self.tasks}
 
 
 def make_model(tasks=ALL_TASKS, **kwargs):

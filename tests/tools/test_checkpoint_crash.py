@@ -3,7 +3,7 @@
 With ``max_keep_ckpts=1`` (as the demo configs), ``tools/train.py`` is ended abruptly
 at many points of the iteration-8 save -- the kernel kills it N bytes into the
 checkpoint, or SIGKILL at the renames and at the deletion of ``iter_4.pth``
-(``crash_probes.CrashDuringSaveHook``) -- and ``tools/train.py --resume`` must then
+(``helpers.crash_probes.CrashDuringSaveHook``) -- and ``tools/train.py --resume`` must then
 reach exactly the weights, optimizer and scheduler state of the uninterrupted run
 (``tiny_run``). mmengine 0.10.7 deleted ``iter_4.pth`` before writing ``iter_8.pth``
 in place, so these runs lost everything.
@@ -22,9 +22,8 @@ from typing import List
 import pytest
 
 from mtdense.engine import safe_load
-from test_train_resume import _assert_nested_equal
-from toolrun import (KILL_ITER, PYTHON, TINY_CONFIG, TOTAL_ITERS, data_options, run_tool,
-                     train_log)
+from helpers.toolrun import (KILL_ITER, PYTHON, TINY_CONFIG, TOTAL_ITERS, assert_nested_equal,
+                             data_options, derived_config, run_tool, train_log)
 
 pytestmark = pytest.mark.slow
 
@@ -39,19 +38,15 @@ def _opts(data_root: str, max_keep: int = 1) -> List[str]:
 
 
 def _crash_config(path: str, point: str) -> str:
-    with open(path, 'w') as f:
-        f.write(f'_base_ = [{TINY_CONFIG!r}]\n'
-                "custom_imports = dict(imports=['crash_probes'], allow_failed_imports=False)\n"
-                "custom_hooks = [dict(type='SafeCheckpointHook'), "
-                f"dict(type='CrashDuringSaveHook', iter={TOTAL_ITERS}, point={point!r})]\n")
-    return path
+    return derived_config(path, [f"dict(type='CrashDuringSaveHook', iter={TOTAL_ITERS}, "
+                                 f"point={point!r})"], module='helpers.crash_probes')
 
 
 def _assert_same_as_uninterrupted(work_dir: str, reference: str) -> None:
     ref, res = safe_load(reference), safe_load(osp.join(work_dir, CKPT))
     assert res['meta']['iter'] == TOTAL_ITERS
     for key in ('state_dict', 'optimizer', 'param_schedulers'):
-        _assert_nested_equal(ref[key], res[key], key)
+        assert_nested_equal(ref[key], res[key], key)
 
 
 def _checkpoint_files(work_dir: str) -> List[str]:

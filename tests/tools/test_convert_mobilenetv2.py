@@ -1,5 +1,4 @@
 """tools/convert_mobilenetv2.py: torchvision MobileNetV2 -> timm mobilenetv2_100."""
-import importlib.util
 import os
 import os.path as osp
 from collections import OrderedDict
@@ -10,29 +9,8 @@ import torch
 import torchvision
 
 import mtdense.models  # noqa: F401
+from mtdense.cli import convert_mobilenetv2 as tool
 from mtdense.models.backbones.conv_multitask import ConvMultiTaskBackbone
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'convert_mobilenetv2', osp.join(ROOT, 'tools', 'convert_mobilenetv2.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-tool = load_tool()
-
-
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Tiny models: one intra-op thread is much faster on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def torchvision_state(seed=0, width_mult=1.0):

@@ -9,33 +9,24 @@ has been destroyed on every rank (before the fix it was still alive, with its
 """
 import json
 import os.path as osp
-import socket
 import sys
 
 import pytest
 
-from toolrun import TINY_CONFIG, data_options, run_tool
+from helpers.toolrun import data_options, derived_config, free_port, run_tool
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_process_group_is_destroyed_before_exit(synthetic_root, tmp_path):
-    cfg = tmp_path / 'record_exit.py'
-    cfg.write_text(f'_base_ = [{TINY_CONFIG!r}]\n'
-                   "custom_imports = dict(imports=['crash_probes'], allow_failed_imports=False)\n"
-                   "custom_hooks = [dict(type='SafeCheckpointHook'), "
-                   "dict(type='RecordProcessGroupAtExitHook')]\n")
+    cfg = derived_config(str(tmp_path / 'record_exit.py'),
+                         ["dict(type='RecordProcessGroupAtExitHook')"],
+                         module='helpers.crash_probes')
     work_dir = tmp_path / 'dist'
-    run_tool(['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir', str(work_dir),
+    run_tool(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', str(work_dir),
               '--cfg-options', *data_options(synthetic_root), 'train_cfg.max_iters=2',
               'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2'],
-             env=dict(PORT=str(_free_port()), PYTHON=sys.executable), timeout=400)
+             env=dict(PORT=str(free_port()), PYTHON=sys.executable), timeout=400)
     for rank in range(2):
         with open(work_dir / f'pg_at_exit_rank{rank}.json') as f:
             rec = json.load(f)
@@ -45,7 +36,7 @@ def test_process_group_is_destroyed_before_exit(synthetic_root, tmp_path):
 def test_stress_script_repeated_two_rank_runs(synthetic_root, tmp_path):
     runs = 3
     proc = run_tool(['bash', 'benchmarks/ddp_stress.sh', str(runs)],
-                    env=dict(PORT=str(_free_port()), PYTHON=sys.executable,
+                    env=dict(PORT=str(free_port()), PYTHON=sys.executable,
                              OUT=str(tmp_path / 'stress'), DATA=synthetic_root),
                     timeout=300 * runs)
     assert f'ddp_stress: {runs}/{runs} runs succeeded, 0 failed' in proc.stdout, proc.stdout

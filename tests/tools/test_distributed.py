@@ -1,7 +1,7 @@
 """tools/dist_train.sh: two CPU processes (torchrun + gloo) really share the work.
 
 Each rank records the ``sample_idx`` of every training sample it consumed and a
-checksum of its trainable parameters (probe_hooks.RecordTrainSamplesHook). mmengine's
+checksum of its trainable parameters (helpers.probe_hooks.RecordTrainSamplesHook). mmengine's
 InfiniteSampler gives rank r the positions r, r + 2, ... of one seeded stream of
 dataset permutations, so interleaving the two ranks' samples must rebuild whole
 permutations; DDP averages gradients, so both ranks must end with the same weights
@@ -9,20 +9,13 @@ although they saw different samples.
 """
 import json
 import os.path as osp
-import socket
 import sys
 
-from toolrun import data_options, derived_config, run_tool, train_log
+from helpers.toolrun import data_options, derived_config, free_port, run_tool, train_log
 
 ITERS = 3
 BATCH = 2  # tiny config's train batch size per rank
 WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def test_dist_train_two_cpu_ranks_shard_the_data(synthetic_root, tmp_path):
@@ -33,7 +26,7 @@ def test_dist_train_two_cpu_ranks_shard_the_data(synthetic_root, tmp_path):
     run_tool(['bash', 'tools/dist_train.sh', cfg, str(WORLD), '--work-dir', work_dir,
               '--cfg-options', *data_options(synthetic_root), f'train_cfg.max_iters={ITERS}',
               f'train_cfg.val_interval={ITERS}'],
-             env=dict(PORT=str(_free_port()), PYTHON=sys.executable),
+             env=dict(PORT=str(free_port()), PYTHON=sys.executable),
              timeout=400)
 
     records = []

@@ -19,7 +19,8 @@ import pytest
 import torch
 from PIL import Image
 
-from toolrun import PYTHON, TINY_CONFIG, data_options, run_tool
+from helpers.tiny_model import image_path
+from helpers.toolrun import PYTHON, TINY_CONFIG, data_options, run_tool
 
 
 def _copy_tree(src: str, dst) -> str:
@@ -151,17 +152,11 @@ def test_exif_orientation_in_inference_but_not_in_dataset_readers(tmp_path):
     assert shown[:8].mean() > 200 and shown[-8:].mean() < 50  # the white band is now on top
 
 
-def test_inference_of_exif_photo_and_empty_array(tmp_path):
+def test_inference_of_exif_photo_and_empty_array(tiny_setup, tmp_path):
     from mtdense.apis import inference_model, init_model
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'mtdense_tests_apis_inference_early',
-        os.path.join(os.path.dirname(os.path.dirname(__file__)), 'apis', 'test_inference.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    setup = mod.make_tiny_setup(str(tmp_path))
+    setup = tiny_setup
     model = init_model(setup['config'], setup['checkpoint'])
-    rgb = np.asarray(Image.open(os.path.join(setup['data_root'], 'images', '000000.png')))
+    rgb = np.asarray(Image.open(image_path(setup)))
     path = str(tmp_path / 'portrait.jpg')
     _exif_jpeg(path, rgb, 6)
     out = inference_model(model, path)

@@ -5,28 +5,19 @@ paying another interpreter start-up for mmseg/timm imports).
 """
 import contextlib
 import copy
-import importlib.util
 import io
 import json
 import os
-import os.path as osp
 
 import pytest
 import torch
 
+from helpers.toolrun import TINY_CONFIG
+from mtdense.cli import export_peft as tool
 from mtdense.engine import UnsafeCheckpointError, safe_load
 from mtdense.engine.peft_export import (BackboneMismatchError, PeftExportError, export_peft,
                                         frozen_fingerprint, load_peft, read_peft,
                                         split_trained_frozen)
-from toolrun import ROOT, TINY_CONFIG
-
-
-def _export_tool():
-    spec = importlib.util.spec_from_file_location('export_peft_tool',
-                                                  osp.join(ROOT, 'tools', 'export_peft.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 @pytest.fixture(scope='module')
@@ -58,7 +49,7 @@ def trained(tiny_run, model_cfg, tmp_path_factory):
     out = tmp / 'peft.safetensors'
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        rc = _export_tool().main([TINY_CONFIG, tiny_run.ckpt, '--out', str(out)])
+        rc = tool.main([TINY_CONFIG, tiny_run.ckpt, '--out', str(out)])
     assert rc == 0
     return dict(model=model, export=out, backbone_ckpt=backbone_ckpt, stdout=stdout.getvalue(),
                 full_ckpt=tiny_run.ckpt)
@@ -170,7 +161,6 @@ class _MarkerPayload:
 
 
 def test_export_tool_refuses_malicious_checkpoint(tmp_path):
-    tool = _export_tool()
     marker = tmp_path / 'PWNED'
     evil = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': _MarkerPayload(marker)}, evil)

@@ -1,7 +1,7 @@
-"""Tests of ``tools/infer.py`` on a tiny VMT-Adapter Swin and synthetic images."""
+"""Tests of ``tools/infer.py`` (``mtdense.cli.infer`` in-process; the script as a program)
+on a tiny VMT-Adapter Swin and synthetic images."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -12,39 +12,22 @@ import cv2
 import numpy as np
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers.tiny_model import H, TASKS, W, image_path
+from helpers.toolrun import ROOT
+from mtdense.cli import infer as tool
+
 TOOL = osp.join(ROOT, 'tools', 'infer.py')
-TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth']
-H, W = 48, 64
 GAP = 2
 
 
-def _load_by_path(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
-    apis_tests = _load_by_path('mtdense_tests_apis_inference',
-                               osp.join(ROOT, 'tests', 'apis', 'test_inference.py'))
-    root = tmp_path_factory.mktemp('infer_tool')
-    setup = apis_tests.make_tiny_setup(str(root))
-    images = root / 'images'
-    images.mkdir()
+def setup(tiny_setup, tmp_path_factory):
+    """``tiny_setup`` with ``images``: a folder of two scenes and a text file."""
+    images = tmp_path_factory.mktemp('images')
     for i in range(2):
-        shutil.copy(osp.join(setup['data_root'], 'images', f'{i:06d}.png'), images / f'im{i}.png')
+        shutil.copy(image_path(tiny_setup, i), images / f'im{i}.png')
     (images / 'notes.txt').write_text('not an image')
-    setup['images'] = str(images)
-    return setup
-
-
-@pytest.fixture(scope='module')
-def tool():
-    return _load_by_path('mtdense_tools_infer', TOOL)
+    return dict(tiny_setup, images=str(images))
 
 
 def _args(setup, inp, out, *extra):
@@ -52,7 +35,7 @@ def _args(setup, inp, out, *extra):
             str(out), *extra]
 
 
-def test_folder_panels_and_raw(setup, tool, tmp_path):
+def test_folder_panels_and_raw(setup, tmp_path):
     from mtdense.apis import inference_model, init_model
     out = tmp_path / 'out'
     assert tool.main(_args(setup, setup['images'], out, '--save-raw')) == 0
@@ -80,13 +63,13 @@ def test_folder_panels_and_raw(setup, tool, tmp_path):
     np.testing.assert_array_equal(tile[40:], want[40:])
 
 
-def test_single_image_without_raw(setup, tool, tmp_path):
+def test_single_image_without_raw(setup, tmp_path):
     out = tmp_path / 'single'
     assert tool.main(_args(setup, osp.join(setup['images'], 'im0.png'), out)) == 0
     assert os.listdir(out) == ['im0.png']
 
 
-def test_input_errors(setup, tool, tmp_path, capsys):
+def test_input_errors(setup, tmp_path, capsys):
     empty = tmp_path / 'empty'
     empty.mkdir()
     assert tool.main(_args(setup, str(empty), tmp_path / 'o')) == 1

@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from toolrun import PYTHON, TINY_CONFIG, data_options, run_tool
+from helpers.toolrun import PYTHON, TINY_CONFIG, data_options, run_tool
 
 # other tasks (unexpected head keys), another width (shapes), uncertainty weighting (missing)
 OTHER_MODEL = ['model.backbone.backbone.embed_dims=24', "model.tasks=['semseg','depth']",

@@ -1,7 +1,7 @@
 """Scalars (losses, lr, per-task metrics, Δm) and prediction panels reach TensorBoard."""
 import glob
 
-from toolrun import PYTHON, TINY_CONFIG, data_options, run_tool
+from helpers.toolrun import PYTHON, TINY_CONFIG, data_options, run_tool
 
 
 def _events(work_dir):

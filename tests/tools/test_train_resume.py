@@ -14,23 +14,8 @@ import torch
 
 from mtdense.engine import safe_load
 from mtdense.engine.hooks.safe_checkpoint_hook import SafeCheckpointHook
-from toolrun import (KILL_ITER, PYTHON, TINY_CONFIG, TOTAL_ITERS, data_options, derived_config,
-                     run_tool, train_log)
-
-
-def _assert_nested_equal(a, b, where: str) -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f'{where}: keys {set(a) ^ set(b)}'
-        for k in a:
-            _assert_nested_equal(a[k], b[k], f'{where}.{k}')
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_nested_equal(x, y, f'{where}[{i}]')
-    else:
-        assert a == b, f'{where}: {a!r} != {b!r}'
+from helpers.toolrun import (KILL_ITER, PYTHON, TINY_CONFIG, TOTAL_ITERS, assert_nested_equal,
+                             data_options, derived_config, run_tool, train_log)
 
 
 def test_killed_then_resumed_equals_uninterrupted(tiny_run, tmp_path):
@@ -54,9 +39,9 @@ def test_killed_then_resumed_equals_uninterrupted(tiny_run, tmp_path):
     assert ref['meta']['iter'] == res['meta']['iter'] == TOTAL_ITERS
     # Exact equality: every parameter and buffer, the optimizer state (AdamW moments,
     # step counts) and the LR scheduler states.
-    _assert_nested_equal(ref['state_dict'], res['state_dict'], 'state_dict')
-    _assert_nested_equal(ref['optimizer'], res['optimizer'], 'optimizer')
-    _assert_nested_equal(ref['param_schedulers'], res['param_schedulers'], 'param_schedulers')
+    assert_nested_equal(ref['state_dict'], res['state_dict'], 'state_dict')
+    assert_nested_equal(ref['optimizer'], res['optimizer'], 'optimizer')
+    assert_nested_equal(ref['param_schedulers'], res['param_schedulers'], 'param_schedulers')
     # guard against a vacuous pass: training did change the trainable state after iter 4
     mid = safe_load(tiny_run.ckpt_mid)['state_dict']
     assert any(not torch.equal(mid[k], ref['state_dict'][k]) for k in mid if k.startswith('heads.'))

@@ -7,7 +7,8 @@ import re
 
 import torch
 
-from toolrun import KILL_ITER, PYTHON, TINY_CONFIG, TOTAL_ITERS, data_options, run_tool, train_log
+from helpers.toolrun import (KILL_ITER, PYTHON, TINY_CONFIG, TOTAL_ITERS, data_options, run_tool,
+                             train_log)
 
 TASK_METRICS = {
     'semseg': ('mIoU', 'pixAcc'),

@@ -1,9 +1,7 @@
 """Tests of ``MultiTaskVisualizer`` and ``MultiTaskVisualizationHook``."""
 from __future__ import annotations
 
-import importlib.util
 import os.path as osp
-import sys
 from types import SimpleNamespace
 
 import cv2
@@ -18,20 +16,11 @@ from mtdense.visualization import (colorize_depth, colorize_labels, colorize_nor
 from mtdense.visualization.colorize import PARTS_PALETTE
 from mtdense.visualization.visualizer import MultiTaskVisualizer
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth']
 H, W = 40, 48
 GAP = 2
 PALETTE = [[200, 10, 10], [10, 200, 10], [10, 10, 200], [200, 200, 10]]
 _names = iter(range(10 ** 6))
-
-
-def _load_by_path(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_vis(**kwargs) -> MultiTaskVisualizer:
@@ -261,19 +250,16 @@ def test_hook_rank0_only(tmp_path, monkeypatch):
     assert hook.written == [] and not (tmp_path / 'show').exists()
 
 
-def test_tools_test_show_dir_with_real_model(tmp_path, monkeypatch):
+def test_tools_test_show_dir_with_real_model(tiny_setup, tmp_path):
     """tools/test.py --show-dir on a tiny VMT-Adapter Swin: panels of GT and predictions."""
-    apis_tests = _load_by_path('mtdense_tests_apis_inference',
-                               osp.join(ROOT, 'tests', 'apis', 'test_inference.py'))
-    setup = apis_tests.make_tiny_setup(str(tmp_path))
-    tool = _load_by_path('mtdense_tools_test_script', osp.join(ROOT, 'tools', 'test.py'))
+    from mtdense.cli import test as test_tool
+    setup = tiny_setup
     show = tmp_path / 'show'
-    monkeypatch.setattr(sys, 'argv', [
-        'test.py', setup['config'], setup['checkpoint'], '--work-dir', str(tmp_path / 'work'),
+    test_tool.main([
+        setup['config'], setup['checkpoint'], '--work-dir', str(tmp_path / 'work'),
         '--show-dir', str(show), '--show-num', '2',
         # tools/test.py takes the class count from the config only
         '--cfg-options', f'model.num_classes={len(setup["classes"])}'])
-    tool.main()
     files = sorted(f.name for f in show.iterdir())
     assert files == ['000000.png', '000001.png']  # the first 2 of the 3 train-split samples
     panel = cv2.imread(str(show / '000000.png'))[..., ::-1]

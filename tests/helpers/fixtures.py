@@ -2,8 +2,8 @@
 
 Each ``make_*`` writes a handful of small images (default 24 x 32) under a root
 folder and returns the arrays it wrote, so tests can compute expected decoded
-values by hand. Tests import this file by path under a unique module name (see
-``tests/datasets/test_readers.py``), so other ``fixtures.py`` files cannot shadow it.
+values by hand (``from helpers import fixtures as fx``: tests/datasets/test_io.py,
+tests/datasets/test_readers.py).
 """
 from __future__ import annotations
 

@@ -1,55 +1,24 @@
-"""tools/analyze_params.py on tiny configs (test backbone and a tiny adapted Swin)."""
-import importlib.util
+"""tools/analyze_params.py (``mtdense.cli.analyze_params`` in-process) on tiny configs (test
+backbone and a tiny adapted Swin)."""
 import json
+import os
 import os.path as osp
 
 import pytest
-import torch.nn as nn
-from mmengine.model import BaseModule
 
+import helpers.models  # noqa: F401  (registers _TestPyramidBackbone)
+from helpers.toolrun import ROOT
+from mtdense.cli import analyze_params as tool
 from mtdense.registry import MODELS
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'analyze_params', osp.join(ROOT, 'tools', 'analyze_params.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@MODELS.register_module(force=True)
-class _ParamTestBackbone(BaseModule):
-    """Two-level-per-stage conv pyramid; the first conv is frozen."""
-
-    def __init__(self, tasks, channels=(4, 8, 8, 8)):
-        super().__init__()
-        self.tasks = list(tasks)
-        self.out_channels = list(channels)
-        prev, convs = 3, []
-        for i, c in enumerate(channels):
-            convs.append(nn.Conv2d(prev, c, 3, stride=4 if i == 0 else 2, padding=1))
-            prev = c
-        self.convs = nn.ModuleList(convs)
-        for p in self.convs[0].parameters():
-            p.requires_grad_(False)
-
-    def forward(self, x):
-        feats = []
-        for conv in self.convs:
-            x = conv(x)
-            feats.append(x)
-        return {t: feats for t in self.tasks}
-
 
 TINY_CFG = """
 model = dict(
     type='MultiTaskDenseModel',
     tasks=['semseg', 'depth'],
     num_classes=3,
-    backbone=dict(type='_ParamTestBackbone'),
+    # convs without ReLU, the first one frozen
+    backbone=dict(type='_TestPyramidBackbone', channels=(4, 8, 8, 8), relu=False,
+                  frozen_stem=True),
     heads=dict(type='LightMultiScaleHead', channels=4))
 """
 
@@ -58,7 +27,7 @@ def test_generic_backbone_counts(tmp_path, capsys):
     cfg = tmp_path / 'tiny.py'
     cfg.write_text(TINY_CFG)
     out_json = tmp_path / 'r.json'
-    report = load_tool().main([str(cfg), '--json', str(out_json)])
+    report = tool.main([str(cfg), '--json', str(out_json)])
     table = capsys.readouterr().out
     assert 'trainable parameters' in table and 'task semseg' in table
 
@@ -83,7 +52,6 @@ def test_generic_backbone_counts(tmp_path, capsys):
 def test_cfg_options_and_missing_num_classes(tmp_path, capsys):
     cfg = tmp_path / 'tiny.py'
     cfg.write_text(TINY_CFG)
-    tool = load_tool()
     report = tool.main([str(cfg), '--cfg-options', 'model.tasks=[depth,normals]', '--json', '-'])
     assert list(report['per_task_trainable']) == ['depth', 'normals']
     assert json.loads(capsys.readouterr().out)['tasks'] == ['depth', 'normals']
@@ -102,7 +70,7 @@ model = dict(
                   peft=dict(bottleneck=4)),
     heads=dict(channels=8))
 """)
-    report = load_tool().main([str(cfg)])
+    report = tool.main([str(cfg)])
     assert report['method'] == 'VMTAdapter'
     assert report['backbone_trainable'] == 0  # the Swin weights stay frozen
     assert report['backbone_side_trainable'] == report['method_trainable'] > 0
@@ -113,7 +81,7 @@ model = dict(
 
 
 METHOD_CONFIGS = sorted(
-    f for f in __import__('os').listdir(osp.join(ROOT, 'configs/_base_/models'))
+    f for f in os.listdir(osp.join(ROOT, 'configs/_base_/models'))
     if f.startswith('swin_t_mmseg_') and f.endswith('.py'))
 
 
@@ -132,7 +100,7 @@ def test_method_configs_build(name, tmp_path):
     import mtdense.models  # noqa: F401
     if MODELS.get(peft_type) is None:
         pytest.skip(f'PETL method {peft_type} is not registered (yet)')
-    report = load_tool().main([
+    report = tool.main([
         path, '--num-classes', '3', '--cfg-options', 'model.tasks=[semseg,depth]',
         'model.backbone.backbone.embed_dims=16', 'model.backbone.backbone.depths=[1,1,1,1]',
         'model.backbone.backbone.num_heads=[1,1,2,2]', 'model.backbone.backbone.window_size=2',
@@ -146,7 +114,6 @@ def test_method_configs_build(name, tmp_path):
     ('configs/_base_/models/mobilenetv2_depthwise_sharing.py', 'DepthwiseSharing'),
 ])
 def test_analyze_params_covers_conv_seed_methods(config, method, tmp_path):
-    tool = load_tool()
     out = tmp_path / 'report.json'
     report = tool.main([osp.join(ROOT, config), '--num-classes', '21', '--cfg-options',
                         'model.backbone.backbone.model_name=mobilenetv2_050',

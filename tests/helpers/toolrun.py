@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TESTS_TOOLS = osp.dirname(osp.abspath(__file__))
+from helpers import ROOT as _ROOT
+
+ROOT = str(_ROOT)
+TESTS = osp.join(ROOT, 'tests')  # on the subprocesses' PYTHONPATH: the probe hooks importable
 TINY_CONFIG = osp.join(ROOT, 'configs', 'tests', 'tiny_vmt_synthetic.py')
 PYTHON = sys.executable
 
@@ -26,7 +29,7 @@ def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     # CPU reproducibility; two ranks must not share one GPU.
     env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONUNBUFFERED='1',
                CUDA_VISIBLE_DEVICES='',
-               PYTHONPATH=os.pathsep.join([TESTS_TOOLS, ROOT, env.get('PYTHONPATH', '')]))
+               PYTHONPATH=os.pathsep.join([TESTS, ROOT, env.get('PYTHONPATH', '')]))
     env.update(extra or {})
     return env
 
@@ -50,14 +53,40 @@ def data_options(data_root: str) -> List[str]:
             for split in ('train', 'val', 'test')]
 
 
-def derived_config(path: str, hooks: Sequence[str]) -> str:
-    """Write a config inheriting the tiny one, with the probe hooks appended (the base's
-    SafeCheckpointHook kept); ``hooks`` are ``dict(...)`` source strings."""
+def derived_config(path: str, hooks: Sequence[str], module: str = 'helpers.probe_hooks') -> str:
+    """Write a config inheriting the tiny one, with hooks of ``module`` (helpers.probe_hooks or
+    helpers.crash_probes) appended (the base's SafeCheckpointHook kept); ``hooks`` are
+    ``dict(...)`` source strings."""
     with open(path, 'w') as f:
         f.write(f'_base_ = [{TINY_CONFIG!r}]\n'
-                "custom_imports = dict(imports=['probe_hooks'], allow_failed_imports=False)\n"
+                f"custom_imports = dict(imports=[{module!r}], allow_failed_imports=False)\n"
                 f"custom_hooks = [dict(type='SafeCheckpointHook'), {', '.join(hooks)}]\n")
     return path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the rendezvous port of a distributed run)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def assert_nested_equal(a: Any, b: Any, where: str) -> None:
+    """``a`` and ``b`` (checkpoint parts: dicts, lists, tensors, values) are equal to the
+    bit; the message names the first differing key path."""
+    import torch
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f'{where}: keys {set(a) ^ set(b)}'
+        for k in a:
+            assert_nested_equal(a[k], b[k], f'{where}.{k}')
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_nested_equal(x, y, f'{where}[{i}]')
+    else:
+        assert a == b, f'{where}: {a!r} != {b!r}'
 
 
 def train_log(work_dir: str) -> str:

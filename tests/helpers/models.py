@@ -1,0 +1,41 @@
+"""A tiny registered test backbone (``type='_TestPyramidBackbone'`` in model configs; the
+import registers it): tests/models/test_multitask_model.py, tests/tools/test_analyze_params.py."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from mtdense.registry import MODELS
+
+
+@MODELS.register_module(force=True)
+class _TestPyramidBackbone(BaseModule):
+    """Conv pyramid (strides 4, 8, 16, 32) that gives every task the same feature list.
+
+    Stage ``i`` is a 3x3 conv (with bias), followed by a ReLU when ``relu``; with
+    ``frozen_stem`` the first stage's parameters do not train.
+    """
+
+    def __init__(self, tasks: Sequence[str], channels: Sequence[int] = (8, 16, 32, 64),
+                 relu: bool = True, frozen_stem: bool = False) -> None:
+        super().__init__()
+        self.tasks = list(tasks)
+        self.out_channels = list(channels)
+        layers, prev = [], 3
+        for i, c in enumerate(channels):
+            conv = nn.Conv2d(prev, c, 3, stride=4 if i == 0 else 2, padding=1)
+            layers.append(nn.Sequential(conv, nn.ReLU()) if relu else conv)
+            prev = c
+        self.stages = nn.ModuleList(layers)
+        if frozen_stem:
+            for p in self.stages[0].parameters():
+                p.requires_grad_(False)
+
+    def forward(self, x):
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return {t: feats for t in self.tasks}
