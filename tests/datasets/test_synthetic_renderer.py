@@ -1,10 +1,7 @@
 """Tests of the procedural synthetic scene generator (mtdense.datasets.synthetic)."""
-import importlib.util
 import json
 import math
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -17,8 +14,6 @@ from mtdense.datasets.synthetic import (CLASSES, LAYOUT_DIRS, SALIENT_CLASSES, B
 from mtdense.datasets.synthetic.camera import rot_x, rot_y
 from mtdense.datasets.synthetic.classes import CLASS_ID
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOL = os.path.join(ROOT, 'tools', 'make_synthetic.py')
 MAPS = ('img', 'semseg', 'human_parts', 'saliency', 'normals', 'depth')
 H, W = 48, 64
 
@@ -293,43 +288,3 @@ def test_writer_directory_rules_and_workers(tmp_path):
     (other / 'notes.txt').write_text('x')
     with pytest.raises(FileExistsError, match='not empty and has no meta.json'):
         SyntheticDatasetWriter(str(other), 2, 32, 32).run()
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('make_synthetic_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize('argv, message', [
-    (['--num', '0'], '--num must be > 0'),
-    (['--num', '3', '--size', '8', '64'], '--size H W must both be >= 16'),
-    (['--num', '3', '--seed', '-2'], '--seed must be >= 0'),
-    (['--num', '3', '--val-fraction', '1.5'], '--val-fraction must be in [0, 1)'),
-    (['--num', '3', '--workers', '0'], '--workers must be >= 1'),
-])
-def test_cli_rejects_bad_arguments(tmp_path, capsys, argv, message):
-    tool = _load_tool()
-    with pytest.raises(SystemExit) as exc:
-        tool.main(argv + ['--out', str(tmp_path / 'x')])
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / 'x').exists()
-
-
-def test_cli_end_to_end(tmp_path):
-    out = tmp_path / 'data'
-    cmd = [sys.executable, TOOL, '--num', '3', '--size', '32', '40', '--seed', '7', '--out',
-           str(out), '--val-fraction', '0.34', '--quiet']
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert 'images/s' in res.stdout
-    meta = json.loads((out / 'meta.json').read_text())
-    assert meta['num_samples'] == 3 and meta['size'] == [32, 40] and meta['seed'] == 7
-    assert sorted(os.listdir(out / 'images')) == ['000000.png', '000001.png', '000002.png']
-    assert (out / 'gt_sets' / 'val.txt').read_text().split() == ['000002']
-    # a second run with other settings refuses to touch the directory
-    res = subprocess.run(cmd[:-1] + ['--seed', '8'], capture_output=True, text=True, cwd=ROOT,
-                         timeout=120)
-    assert res.returncode == 1 and 'different settings' in res.stderr
