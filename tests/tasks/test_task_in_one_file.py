@@ -7,12 +7,14 @@ other mtdense file knows it: the dataset, transforms, preprocessor, model, metri
 visualiser ask the definition.
 """
 import os
+import shutil
 
 import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from helpers.toolrun import TINY_CONFIG
 from mtdense.registry import MODELS
 from mtdense.tasks import VectorTask, register_task
 
@@ -75,13 +77,12 @@ class Flow2D(VectorTask):
         return rgb
 
 
-def test_new_task_trains_and_evaluates(tmp_path):
-    from mtdense.datasets.synthetic import SyntheticDatasetWriter
+def test_new_task_trains_and_evaluates(fixture_trees, tmp_path):
     from mtdense.engine.runner import build_runner
     from mtdense.utils import register_all_modules
     register_all_modules()
-    root = str(tmp_path / 'data')
-    SyntheticDatasetWriter(root, 6, 48, 64, seed=4, val_fraction=0.34).run()
+    root = str(tmp_path / 'data')  # the shared 6-scene synthetic tree, plus a flow2d folder
+    shutil.copytree(fixture_trees['SyntheticMTDataset'], root)
     os.makedirs(os.path.join(root, 'flow2d'))
     rng = np.random.default_rng(0)
     for i in range(6):  # a smooth field, zero (invalid) on the first row
@@ -89,8 +90,7 @@ def test_new_task_trains_and_evaluates(tmp_path):
         flow = np.stack([np.sin(xx / 9 + i), np.cos(yy / 7)], -1) + rng.normal(0, .01, (48, 64, 2))
         flow[0] = 0
         np.save(os.path.join(root, 'flow2d', f'{i:06d}.npy'), flow.astype(np.float32))
-    cfg = Config.fromfile(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, 'configs',
-                                       'tests', 'tiny_vmt_synthetic.py'))
+    cfg = Config.fromfile(TINY_CONFIG)
     tasks = ['semseg', 'flow2d']
     cfg.model.tasks = tasks
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
