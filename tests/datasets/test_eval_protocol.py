@@ -79,16 +79,10 @@ def test_test_resize_must_precede_annotation_loading(ann_files):
 def test_model_predicts_at_eval_shape():
     """The model returns predictions at eval_shape (resized protocol: the network size)."""
     import torch
-    from mtdense.registry import MODELS
+
+    from helpers.models import tiny_saliency_swin
     from mtdense.structures import MultiTaskDataSample
-    from mtdense.utils import register_all_modules
-    register_all_modules()
-    model = MODELS.build(dict(
-        type='MultiTaskDenseModel', tasks=['saliency'],
-        backbone=dict(type='AdaptedBackbone', backbone=dict(
-            type='MMSegSwin', embed_dims=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1),
-            window_size=2), peft=dict(type='DecoderOnly')),
-        heads=dict(type='LightMultiScaleHead', channels=8))).eval()
+    model = tiny_saliency_swin().eval()
     x = torch.zeros(1, 3, 32, 32)
     for shape in [(32, 32), (20, 24)]:
         s = MultiTaskDataSample(metainfo=dict(img_shape=(32, 32), ori_shape=(64, 64),

@@ -16,14 +16,8 @@ import zipfile
 import pytest
 import torch
 
+from helpers.checkpoints import checkpoint_bytes
 from mtdense.engine.checkpoint import check_checkpoint_safe, safe_load
-
-
-def _ckpt_bytes(n: int = 20000, seed: int = 0) -> bytes:
-    g = torch.Generator().manual_seed(seed)
-    buf = io.BytesIO()
-    torch.save({'state_dict': {'w': torch.randn(n, generator=g)}, 'meta': {'iter': seed}}, buf)
-    return buf.getvalue()
 
 
 def _raises_naming(path, *words: str, kind: str = 'CorruptCheckpointError') -> Exception:
@@ -46,7 +40,7 @@ def test_empty_file(tmp_path):
 
 @pytest.mark.parametrize('frac', [1e-9, 0.001, 0.5, 0.999])
 def test_truncated_zip_checkpoint(tmp_path, frac):
-    data = _ckpt_bytes()
+    data = checkpoint_bytes()
     path = tmp_path / 'iter_8.pth'
     path.write_bytes(data[:max(1, int(frac * len(data)))])
     assert _raises_naming(path, 'truncated').kind == 'truncated'
@@ -79,7 +73,7 @@ def test_plain_data_pickle_and_foreign_zip(tmp_path):
 
 
 def test_damaged_tensor_data_fails_the_crc_check(tmp_path):
-    data = bytearray(_ckpt_bytes())
+    data = bytearray(checkpoint_bytes())
     # the tensor's 80 kB sit in the middle of the file: damage them, keep the zip valid
     data[len(data) // 2] ^= 0xFF
     path = tmp_path / 'iter_8.pth'
@@ -116,7 +110,7 @@ def test_unsafe_files_are_still_refused_as_unsafe(tmp_path):
 def test_mmengine_loader_reports_the_same_error(tmp_path):
     from mmengine.runner.checkpoint import _load_checkpoint
     path = tmp_path / 'iter_8.pth'
-    path.write_bytes(_ckpt_bytes()[:1000])
+    path.write_bytes(checkpoint_bytes()[:1000])
     with pytest.raises(Exception, match='iter_8.pth: truncated'):
         _load_checkpoint(str(path), map_location='cpu')
 
@@ -124,7 +118,7 @@ def test_mmengine_loader_reports_the_same_error(tmp_path):
 def test_init_model_reports_a_truncated_checkpoint(tmp_path):
     from mtdense.apis import init_model
     path = tmp_path / 'iter_8.pth'
-    path.write_bytes(_ckpt_bytes()[:1000])
+    path.write_bytes(checkpoint_bytes()[:1000])
     config = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'tests',
                       'tiny_vmt_synthetic.py')
     with pytest.raises(Exception, match='iter_8.pth: truncated'):

@@ -10,7 +10,6 @@ tests/tools/test_checkpoint_crash.py.
 from __future__ import annotations
 
 import errno
-import io
 import os
 import os.path as osp
 import pickle
@@ -22,14 +21,8 @@ import pytest
 import torch
 
 import mtdense.engine.checkpoint_io as cio
+from helpers.checkpoints import checkpoint_bytes
 from mtdense.engine.checkpoint import safe_load
-
-
-def _ckpt_bytes(n: int = 20000, seed: int = 0) -> bytes:
-    g = torch.Generator().manual_seed(seed)
-    buf = io.BytesIO()
-    torch.save({'state_dict': {'w': torch.randn(n, generator=g)}, 'meta': {'iter': seed}}, buf)
-    return buf.getvalue()
 
 
 def _temp_files(directory) -> List[str]:
@@ -60,7 +53,7 @@ def _in_child(fn, fsize: int, kill: bool) -> Tuple[int, int]:
 # ---------------------------------------------------------------------------- writing
 def test_atomic_write_replaces_the_file_with_plain_permissions(tmp_path):
     path = tmp_path / 'iter_4.pth'
-    old, new = _ckpt_bytes(seed=1), _ckpt_bytes(seed=2)
+    old, new = checkpoint_bytes(seed=1), checkpoint_bytes(seed=2)
     cio.atomic_write_bytes(path, old)
     cio.atomic_write_bytes(path, new)
     assert path.read_bytes() == new and _temp_files(tmp_path) == []
@@ -72,7 +65,7 @@ def test_atomic_write_replaces_the_file_with_plain_permissions(tmp_path):
 @pytest.mark.parametrize('frac', [0.0, 1e-9, 0.02, 0.3, 0.6, 0.97, 0.9999])
 def test_writer_killed_mid_write_keeps_the_previous_file(tmp_path, frac):
     path = tmp_path / 'iter_8.pth'
-    old, new = _ckpt_bytes(seed=1), _ckpt_bytes(seed=2)
+    old, new = checkpoint_bytes(seed=1), checkpoint_bytes(seed=2)
     path.write_bytes(old)
     offset = int(frac * len(new))
     code, sig = _in_child(lambda: cio.atomic_write_bytes(path, new), offset, kill=True)
@@ -88,20 +81,20 @@ def test_writer_killed_mid_write_keeps_the_previous_file(tmp_path, frac):
 
 def test_first_checkpoint_killed_mid_write_leaves_no_checkpoint(tmp_path):
     path = tmp_path / 'iter_4.pth'
-    code, sig = _in_child(lambda: cio.atomic_write_bytes(path, _ckpt_bytes()), 5000, kill=True)
+    code, sig = _in_child(lambda: cio.atomic_write_bytes(path, checkpoint_bytes()), 5000, kill=True)
     assert sig == signal.SIGXFSZ and not path.exists()
 
 
 def test_real_write_error_names_the_file_and_removes_the_partial_one(tmp_path):
     """The kernel refuses the write past RLIMIT_FSIZE (EFBIG), as a full disk would."""
     path = tmp_path / 'iter_8.pth'
-    old = _ckpt_bytes(seed=1)
+    old = checkpoint_bytes(seed=1)
     path.write_bytes(old)
     report = tmp_path / 'error.txt'
 
     def write() -> int:
         try:
-            cio.atomic_write_bytes(path, _ckpt_bytes(seed=2))
+            cio.atomic_write_bytes(path, checkpoint_bytes(seed=2))
         except OSError as e:
             report.write_bytes(pickle.dumps((type(e).__name__, e.errno, str(e))))
             return 3
@@ -118,7 +111,7 @@ def test_real_write_error_names_the_file_and_removes_the_partial_one(tmp_path):
 
 def test_disk_full_mid_write_names_the_file(tmp_path, monkeypatch):
     path = tmp_path / 'iter_20.pth'
-    old = _ckpt_bytes(seed=1)
+    old = checkpoint_bytes(seed=1)
     path.write_bytes(old)
     real = cio._write_all
 
@@ -128,11 +121,11 @@ def test_disk_full_mid_write_names_the_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cio, '_write_all', half_then_enospc)
     with pytest.raises(cio.CheckpointWriteError) as info:
-        cio.atomic_write_bytes(path, _ckpt_bytes(seed=2))
+        cio.atomic_write_bytes(path, checkpoint_bytes(seed=2))
     e = info.value
     assert e.errno == errno.ENOSPC and e.filename == str(path)
     assert str(path) in str(e) and 'No space left on device' in str(e)
-    new_len = len(_ckpt_bytes(seed=2))
+    new_len = len(checkpoint_bytes(seed=2))
     assert f'{new_len // 2} of {new_len} bytes written' in str(e)
     assert path.read_bytes() == old and _temp_files(tmp_path) == []
 

@@ -1,5 +1,4 @@
 """Checkpoints load with weights_only=True; pickles that would run code are refused."""
-import os
 import pickle
 
 import numpy as np
@@ -7,19 +6,14 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
+from helpers.checkpoints import MarkerPayload
 from mtdense.engine import UnsafeCheckpointError, safe_load
 from mtdense.engine.hooks.safe_checkpoint_hook import SafeCheckpointHook, from_plain, to_plain
 
 
-class _Evil:
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
-
-
 def test_pickle_that_runs_code_is_refused(tmp_path):
     marker = tmp_path / 'pwned'
-    evil = _Evil()
-    evil.marker = marker
+    evil = MarkerPayload(marker)
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {'w': torch.zeros(1)}, 'payload': evil}, path)
     with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
@@ -29,8 +23,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
 
 def test_plain_pickle_file_refused_too(tmp_path):
     marker = tmp_path / 'pwned2'
-    evil = _Evil()
-    evil.marker = marker
+    evil = MarkerPayload(marker)
     path = tmp_path / 'evil.pkl'
     with open(path, 'wb') as f:
         pickle.dump(evil, f)
@@ -42,8 +35,7 @@ def test_plain_pickle_file_refused_too(tmp_path):
 def test_mmengine_loader_is_routed_through_safe_load(tmp_path):
     from mmengine.runner.checkpoint import _load_checkpoint
     marker = tmp_path / 'pwned3'
-    evil = _Evil()
-    evil.marker = marker
+    evil = MarkerPayload(marker)
     path = tmp_path / 'evil2.pth'
     torch.save({'meta': evil}, path)
     with pytest.raises(UnsafeCheckpointError):

@@ -5,7 +5,8 @@ because tests/conftest.py lives there, and tool subprocesses get it on ``PYTHONP
   written (expected decoded values);
 * ``smoke``: a real config shrunk, through the config system, for a one-iteration run;
 * ``tiny_model``: a tiny VMT-Adapter Swin config, synthetic data and a checkpoint;
-* ``models``: a registered test backbone (``_TestPyramidBackbone``);
+* ``models``: a registered test backbone (``_TestPyramidBackbone``), a tiny saliency Swin;
+* ``checkpoints``: checkpoint bytes and a pickle payload that runs code when loaded;
 * ``toolrun``: tools/ run as subprocesses on configs/tests/tiny_vmt_synthetic.py;
 * ``probe_hooks``, ``crash_probes``: hooks injected into those subprocesses
   (``custom_imports``).

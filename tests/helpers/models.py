@@ -1,5 +1,6 @@
-"""A tiny registered test backbone (``type='_TestPyramidBackbone'`` in model configs; the
-import registers it): tests/models/test_multitask_model.py, tests/tools/test_analyze_params.py."""
+"""Tiny models of the tests: a registered test backbone (``type='_TestPyramidBackbone'`` in
+model configs; the import registers it: tests/models/test_multitask_model.py,
+tests/tools/test_analyze_params.py) and a tiny saliency Swin model (``tiny_saliency_swin``)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -39,3 +40,16 @@ class _TestPyramidBackbone(BaseModule):
             x = stage(x)
             feats.append(x)
         return {t: feats for t in self.tasks}
+
+
+def tiny_saliency_swin(**head):
+    """A real ``MultiTaskDenseModel``: saliency only, an 8-wide one-block-per-stage mmseg Swin
+    (window 2, DecoderOnly) and a LightMultiScaleHead; ``head``: more head arguments."""
+    from mtdense.utils import register_all_modules
+    register_all_modules()
+    return MODELS.build(dict(
+        type='MultiTaskDenseModel', tasks=['saliency'],
+        backbone=dict(type='AdaptedBackbone', backbone=dict(
+            type='MMSegSwin', embed_dims=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1),
+            window_size=2), peft=dict(type='DecoderOnly')),
+        heads=dict(type='LightMultiScaleHead', channels=8, **head)))

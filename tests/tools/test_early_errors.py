@@ -19,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.models import tiny_saliency_swin
 from helpers.tiny_model import image_path
 from helpers.toolrun import PYTHON, TINY_CONFIG, data_options, run_tool
 
@@ -96,26 +97,14 @@ def test_resume_of_another_models_checkpoint_names_the_file(tiny_run, tmp_path):
     assert "parameter group" not in proc.stderr
 
 
-def _tiny_model(**head):
-    from mtdense.registry import MODELS
-    from mtdense.utils import register_all_modules
-    register_all_modules()
-    return MODELS.build(dict(
-        type='MultiTaskDenseModel', tasks=['saliency'],
-        backbone=dict(type='AdaptedBackbone', backbone=dict(
-            type='MMSegSwin', embed_dims=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1),
-            window_size=2), peft=dict(type='DecoderOnly')),
-        heads=dict(type='LightMultiScaleHead', channels=8, **head)))
-
-
 def test_head_init_cfg_is_honoured_or_rejected(tmp_path):
-    model = _tiny_model(init_cfg=dict(type='Constant', val=0.5, bias=0.25, layer='Conv2d'))
+    model = tiny_saliency_swin(init_cfg=dict(type='Constant', val=0.5, bias=0.25, layer='Conv2d'))
     model.init_weights()
     head = model.heads['saliency']
     assert torch.all(head.predictor.weight == 0.5) and torch.all(head.predictor.bias == 0.25)
     missing = tmp_path / 'head.pth'
     with pytest.raises(FileNotFoundError, match=r"head of task 'saliency'.*head\.pth"):
-        _tiny_model(init_cfg=dict(type='Pretrained', checkpoint=str(missing)))
+        tiny_saliency_swin(init_cfg=dict(type='Pretrained', checkpoint=str(missing)))
 
 
 # -------------------------------------------------------------------- inputs

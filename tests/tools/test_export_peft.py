@@ -12,6 +12,7 @@ import os
 import pytest
 import torch
 
+from helpers.checkpoints import MarkerPayload
 from helpers.toolrun import TINY_CONFIG
 from mtdense.cli import export_peft as tool
 from mtdense.engine import UnsafeCheckpointError, safe_load
@@ -152,18 +153,10 @@ def test_bad_inputs_raise_clear_errors(trained, tmp_path):
         read_peft(tmp_path / 'plain.safetensors')
 
 
-class _MarkerPayload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
-
-
 def test_export_tool_refuses_malicious_checkpoint(tmp_path):
     marker = tmp_path / 'PWNED'
     evil = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {}, 'meta': _MarkerPayload(marker)}, evil)
+    torch.save({'state_dict': {}, 'meta': MarkerPayload(marker)}, evil)
     with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
         tool.main([TINY_CONFIG, str(evil), '--out', str(tmp_path / 'x.safetensors')])
     assert not marker.exists()

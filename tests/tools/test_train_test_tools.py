@@ -7,6 +7,7 @@ import re
 
 import torch
 
+from helpers.checkpoints import MarkerPayload
 from helpers.toolrun import (KILL_ITER, PYTHON, TINY_CONFIG, TOTAL_ITERS, data_options, run_tool,
                              train_log)
 
@@ -81,20 +82,10 @@ def test_test_tool_prints_table_and_writes_json(tiny_run, tmp_path):
         assert abs(metrics[key] - value) <= 1e-3 * max(1.0, abs(value)), key
 
 
-class _MarkerPayload:
-    """Pickles to ``os.system('touch <marker>')``: runs when unpickled."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
-
-
 def test_test_tool_refuses_malicious_checkpoint(synthetic_root, tmp_path):
     marker = tmp_path / 'PWNED'
     evil = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': _MarkerPayload(marker)}, evil)
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': MarkerPayload(marker)}, evil)
     out = tmp_path / 'metrics.json'
     proc = run_tool([PYTHON, 'tools/test.py', TINY_CONFIG, evil, '--work-dir', tmp_path / 'wd',
                      '--metrics-out', out, '--cfg-options', *data_options(synthetic_root)],
