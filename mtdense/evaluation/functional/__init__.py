@@ -23,8 +23,8 @@ STATS = {'SegStats': SegStats, 'SaliencyStats': SaliencyStats, 'NormalsStats': N
 
 __all__ = [
     'STATS', 'SegStats', 'SaliencyStats', 'NormalsStats', 'DepthStats', 'miou', 'saliency_scores',
-    'normals_scores', 'depth_scores', 'delta_m', 'primary_metrics', 'relative_gains', 'angular_error',
-    'default_saliency_thresholds', 'NORMALS_THRESHOLDS', 'DEPTH_DELTAS',
+    'normals_scores', 'depth_scores', 'delta_m', 'primary_metrics', 'relative_gains',
+    'angular_error', 'default_saliency_thresholds', 'NORMALS_THRESHOLDS', 'DEPTH_DELTAS',
     'decathlon_domain_score', 'decathlon_score', 'load_decathlon_baselines',
     'parse_decathlon_baselines', 'top1_accuracy'
 ]
