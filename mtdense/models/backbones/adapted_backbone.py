@@ -33,7 +33,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, LevelRef
+from mtdense.models.petl import BackboneHost, LevelRef
 from .checkpoint import load_backbone_checkpoint
 
 
@@ -102,7 +102,7 @@ class AdaptedBackbone(BaseModule):
         for p in host.backbone.parameters():
             p.requires_grad_(False)
         # imported here: the adapters import the host base class from this package
-        from mtdense.models.adapters.base import BasePEFTMethod
+        from mtdense.models.petl import BasePEFTMethod
         method_cfg = dict(peft)
         method_cfg['tasks'] = tasks
         method = MODELS.build(method_cfg)

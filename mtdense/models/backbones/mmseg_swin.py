@@ -25,7 +25,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, BlockParts, BlockRef, LevelRef
+from mtdense.models.petl import BackboneHost, BlockParts, BlockRef, LevelRef
 
 
 def _ffn_parts(blk: nn.Module, name: str) -> Tuple[Tuple[nn.Module, ...], Tuple[nn.Module, ...]]:

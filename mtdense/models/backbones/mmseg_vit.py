@@ -21,7 +21,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, BlockRef, LevelRef
+from mtdense.models.petl import BackboneHost, BlockRef, LevelRef
 
 
 @MODELS.register_module()

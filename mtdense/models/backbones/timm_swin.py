@@ -28,7 +28,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, BlockParts, BlockRef, LevelRef
+from mtdense.models.petl import BackboneHost, BlockParts, BlockRef, LevelRef
 
 
 @MODELS.register_module()
