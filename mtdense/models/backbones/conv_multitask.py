@@ -28,8 +28,6 @@ Pretrained weights are loaded into the unmodified timm model before that.
 """
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -37,39 +35,13 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from mtdense.checkpoint import read_state_dict
 from mtdense.models.petl import ConvSlot, ConvTaskMethod, TaskStreams, repeat_tasks, unstack_tasks
 from mtdense.registry import MODELS
 
-__all__ = ['ConvMultiTaskBackbone', 'load_timm_state_dict', 'read_checkpoint']
+__all__ = ['ConvMultiTaskBackbone', 'load_timm_state_dict']
 
 _STRIDES = [4, 8, 16, 32]
-
-
-def read_checkpoint(path: str) -> Dict[str, Tensor]:
-    """State dict from ``.safetensors`` or a ``torch.load(weights_only=True)`` file.
-
-    A ``{'state_dict': ...}`` or ``{'model': ...}`` wrapper is unwrapped.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        state = load_file(path, device='cpu')
-    else:
-        try:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e:  # noqa: BLE001 - re-raised with the file named
-            raise ValueError(f'{path}: cannot be read with torch.load(weights_only=True) '
-                             f'({type(e).__name__}: {e}); convert it to a plain state dict') from e
-    if isinstance(state, Mapping):
-        for key in ('state_dict', 'model'):
-            if key in state and isinstance(state[key], Mapping):
-                state = state[key]
-                break
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f'{path}: expected a state dict (name -> tensor), got '
-                         f'{type(state).__name__}')
-    return OrderedDict(state)
 
 
 def load_timm_state_dict(model: nn.Module, path: str) -> dict:
@@ -80,7 +52,7 @@ def load_timm_state_dict(model: nn.Module, path: str) -> dict:
     key, an unexpected key inside a module the model has, or a shape mismatch
     raises an error naming the file and key.
     """
-    state = read_checkpoint(path)
+    state = read_state_dict(path)
     own = model.state_dict()
     top_level = {name for name, _ in model.named_children()}
     missing = [k for k in own if k not in state]
