@@ -8,9 +8,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mtdense.registry import MODELS
 from mtdense.models.petl import BackboneHost
 from mtdense.models.petl import BasePEFTMethod
+from mtdense.registry import MODELS
 
 
 class _SharedStream(BasePEFTMethod):

@@ -1,6 +1,6 @@
 """Adapter-ready backbones: hosts around mmseg/timm Swin and ViT, and AdaptedBackbone."""
-from .adapted_backbone import AdaptedBackbone
 from mtdense.models.petl import BackboneHost, BlockRef, ConvTaskMethod, LevelRef
+from .adapted_backbone import AdaptedBackbone
 from .checkpoint import (CheckpointMismatchError, convert_state_dict, detect_format,
                          load_backbone_checkpoint, read_state_dict)
 from .conv_multitask import ConvMultiTaskBackbone

@@ -36,10 +36,11 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mtdense.checkpoint import read_state_dict
-from mtdense.models.petl import ConvSlot, ConvTaskMethod, TaskStreams, repeat_tasks, unstack_tasks
+from mtdense.models.petl import (ConvSlot, ConvTaskMethod, TaskStreams, build_method, repeat_tasks,
+                                 unstack_tasks)
 from mtdense.registry import MODELS
 
-__all__ = ['ConvMultiTaskBackbone', 'load_timm_state_dict']
+__all__ = ['ConvMultiTaskBackbone', 'build_timm_features', 'load_timm_state_dict']
 
 _STRIDES = [4, 8, 16, 32]
 
@@ -71,6 +72,38 @@ def load_timm_state_dict(model: nn.Module, path: str) -> dict:
     return dict(path=path, loaded=len(own), skipped=sorted(unexpected))
 
 
+def build_timm_features(backbone: Mapping, owner: str) -> Tuple[nn.Module, str, Optional[dict]]:
+    """A ``features_only`` timm CNN with strides 4..32 from a ``backbone`` dict, weights loaded.
+
+    ``backbone``: ``dict(model_name=..., pretrained_path=None, out_indices=(1, 2, 3, 4),
+    **timm_kwargs)``. Returns ``(model, model_name, checkpoint_report)``.
+    """
+    import timm
+    if not isinstance(backbone, Mapping) or 'model_name' not in backbone:
+        raise TypeError(f'{owner}: backbone must be a dict with model_name '
+                        f'(a timm CNN such as mobilenetv2_100, resnet18), got {backbone!r}')
+    cfg = dict(backbone)
+    model_name = cfg.pop('model_name')
+    pretrained_path = cfg.pop('pretrained_path', None)
+    out_indices = tuple(cfg.pop('out_indices', (1, 2, 3, 4)))
+    for key in ('pretrained', 'features_only'):
+        if key in cfg:
+            raise ValueError(f'{owner}: backbone.{key} is fixed (pretrained=False: weights come '
+                             'from pretrained_path; features_only=True)')
+    try:
+        model = timm.create_model(model_name, pretrained=False, features_only=True,
+                                  out_indices=out_indices, **cfg)
+    except RuntimeError as e:
+        raise ValueError(f'{owner}: timm cannot build {model_name!r} with '
+                         f'features_only=True: {e}') from e
+    strides = list(model.feature_info.reduction())
+    if strides != _STRIDES:
+        raise ValueError(f'{owner}: {model_name} with out_indices={out_indices} '
+                         f'gives strides {strides}, expected {_STRIDES}')
+    report = load_timm_state_dict(model, pretrained_path) if pretrained_path is not None else None
+    return model, model_name, report
+
+
 @MODELS.register_module()
 class ConvMultiTaskBackbone(BaseModule):
     """A frozen timm CNN shared by all tasks + a per-task conv method.
@@ -89,11 +122,6 @@ class ConvMultiTaskBackbone(BaseModule):
     def __init__(self, backbone: dict, method: dict, tasks: Sequence[str],
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        import timm
-
-        if not isinstance(backbone, Mapping) or 'model_name' not in backbone:
-            raise TypeError('ConvMultiTaskBackbone: backbone must be a dict with model_name '
-                            f'(a timm CNN such as mobilenetv2_100, resnet18), got {backbone!r}')
         if not isinstance(method, Mapping) or 'type' not in method:
             raise TypeError(f'ConvMultiTaskBackbone: method must be a config dict with a type, '
                             f'got {method!r}')
@@ -106,40 +134,14 @@ class ConvMultiTaskBackbone(BaseModule):
                              f'from tasks={tasks}')
         self.tasks: List[str] = tasks
 
-        cfg = dict(backbone)
-        model_name = cfg.pop('model_name')
-        pretrained_path = cfg.pop('pretrained_path', None)
-        out_indices = tuple(cfg.pop('out_indices', (1, 2, 3, 4)))
-        for key in ('pretrained', 'features_only'):
-            if key in cfg:
-                raise ValueError(f'ConvMultiTaskBackbone: backbone.{key} is fixed '
-                                 '(pretrained=False: weights come from pretrained_path; '
-                                 'features_only=True)')
-        try:
-            model = timm.create_model(model_name, pretrained=False, features_only=True,
-                                      out_indices=out_indices, **cfg)
-        except RuntimeError as e:
-            raise ValueError(f'ConvMultiTaskBackbone: timm cannot build {model_name!r} with '
-                             f'features_only=True: {e}') from e
-        strides = list(model.feature_info.reduction())
-        if strides != _STRIDES:
-            raise ValueError(f'ConvMultiTaskBackbone: {model_name} with out_indices={out_indices} '
-                             f'gives strides {strides}, expected {_STRIDES}')
-        self.model_name = model_name
+        model, self.model_name, self.checkpoint_report = build_timm_features(
+            backbone, 'ConvMultiTaskBackbone')
         self.model = model
-        self.checkpoint_report: Optional[dict] = None
-        if pretrained_path is not None:
-            self.checkpoint_report = load_timm_state_dict(model, pretrained_path)
         for p in model.parameters():
             p.requires_grad_(False)
 
-        method_cfg = dict(method)
-        method_cfg['tasks'] = tasks
-        built = MODELS.build(method_cfg)
-        if not isinstance(built, ConvTaskMethod):
-            raise TypeError(f"ConvMultiTaskBackbone: method type {method['type']!r} built a "
-                            f'{type(built).__name__}, expected a ConvTaskMethod '
-                            '(ModulationAdapter, DepthwiseSharing)')
+        built = build_method(method, tasks, ConvTaskMethod, 'ConvMultiTaskBackbone: method',
+                             'a ConvTaskMethod (ModulationAdapter, DepthwiseSharing)')
         self.method = built
         #: which task streams run (read by the method's slots); owned here
         self.streams = TaskStreams(len(tasks))

@@ -17,8 +17,9 @@ from typing import List, Optional, Sequence, Tuple
 import torch.nn as nn
 from torch import Tensor
 
-from mtdense.registry import MODELS
 from mtdense.models.petl import BackboneHost, BlockRef, LevelRef
+from mtdense.registry import MODELS
+from .host_utils import check_timm_kwargs, vit_pyramid_neck
 
 
 @MODELS.register_module()
@@ -47,14 +48,7 @@ class TimmViT(BackboneHost):
         super().__init__()
         import timm
         from timm.models.vision_transformer import Block
-        for key in ('pretrained', 'pretrained_cfg', 'pretrained_cfg_overlay', 'checkpoint_path'):
-            if kwargs.get(key):
-                raise ValueError(
-                    f'TimmViT: backbone key {key!r} is not supported (never downloads); '
-                    'pass the weights as AdaptedBackbone(checkpoint=...)')
-        for key in ('num_classes', 'features_only'):
-            if key in kwargs:
-                raise ValueError(f'TimmViT: backbone key {key!r} is managed by the host')
+        check_timm_kwargs('TimmViT', kwargs)
         self.model_name = model_name
         self.norm = norm
         self.backbone = timm.create_model(
@@ -107,25 +101,15 @@ class TimmViT(BackboneHost):
         ]
 
     def default_neck(self) -> Optional[dict]:
-        dim = self.levels[0].channels
-        return dict(
-            type='MultiLevelNeck',
-            in_channels=[dim] * len(self.levels),
-            out_channels=dim,
-            scales=[self.patch_size / s for s in (4, 8, 16, 32)])
+        return vit_pyramid_neck(self)
 
-    def forward_main(self, x: Tensor, backbone: Optional[nn.Module] = None) -> List[Tensor]:
-        bb = self.backbone if backbone is None else backbone
+    def _forward_main(self, x: Tensor, bb: nn.Module) -> List[Tensor]:
         return list(
             bb.forward_intermediates(
                 x, indices=self.out_indices, norm=self.norm, intermediates_only=True))
 
-    def output_transform(self,
-                         level: int,
-                         z: Tensor,
-                         hw: Tuple[int, int],
-                         backbone: Optional[nn.Module] = None) -> Tensor:
-        bb = self.backbone if backbone is None else backbone
+    def _output_transform(self, level: int, z: Tensor, hw: Tuple[int, int],
+                          bb: nn.Module) -> Tensor:
         if self.norm:
             z = bb.norm(z)
         z = z[:, bb.num_prefix_tokens:]

@@ -6,12 +6,14 @@
 * :mod:`.host`: :class:`BackboneHost`, the uniform view of a wrapped transformer
   backbone that transformer methods attach to;
 * :mod:`.method`: :class:`BasePEFTMethod`, the base of the transformer family;
-* :mod:`.conv`: :class:`ConvTaskMethod` and its slots, the base of the conv family.
+* :mod:`.conv`: :class:`ConvTaskMethod` and its slots, the base of the conv family;
+* :mod:`.build`: :func:`build_method`, how a backbone builds its method (registry).
 
 Imports go one way: ``mtdense.models.adapters`` (the methods) and
 ``mtdense.models.backbones`` (the hosts and backbones) import this package; it
 imports neither. Backbones find the methods through the ``MODELS`` registry.
 """
+from .build import build_method
 from .conv import NORM_MODES, ConvSlot, ConvTaskMethod, NormSlot, TaskBatchNorm, safe_key
 from .host import BackboneHost, BlockParts, BlockRef, LevelRef
 from .method import BasePEFTMethod, build_activation, per_stage, ratio_bottlenecks
@@ -22,5 +24,5 @@ __all__ = [
     'BackboneHost', 'BlockParts', 'BlockRef', 'LevelRef', 'BasePEFTMethod',
     'build_activation', 'per_stage', 'ratio_bottlenecks', 'ConvTaskMethod', 'ConvSlot',
     'NormSlot', 'TaskBatchNorm', 'NORM_MODES', 'safe_key', 'TaskStreams', 'repeat_tasks',
-    'split_tasks', 'unstack_tasks', 'tasks_to_channels', 'channels_to_tasks'
+    'split_tasks', 'unstack_tasks', 'tasks_to_channels', 'channels_to_tasks', 'build_method'
 ]
