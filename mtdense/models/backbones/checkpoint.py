@@ -1,9 +1,9 @@
 """Loading backbone weights in official (Microsoft Swin), timm and mmseg key formats.
 
-Files are read with ``torch.load(weights_only=True)`` (``.pth``, ``.pt``, ``.bin``,
-``.ckpt``) or ``safetensors`` (``.safetensors``); wrappers ``{'state_dict': ...}``,
-``{'model': ...}``, ``{'module': ...}`` and the prefixes ``module.`` / ``backbone.``
-are removed (a segmentor checkpoint's non-``backbone.`` keys are dropped and
+Files are read by the one reader, :mod:`mtdense.checkpoint` (``torch.load(weights_only=True)``
+for ``.pth``, ``.pt``, ``.bin``, ``.ckpt``; ``safetensors`` for ``.safetensors``); wrappers
+``{'state_dict': ...}``, ``{'model': ...}``, ``{'module': ...}`` and the prefixes ``module.`` /
+``backbone.`` are removed (a segmentor checkpoint's non-``backbone.`` keys are dropped and
 reported). Key formats:
 
 ============  ===========================================  ==========================

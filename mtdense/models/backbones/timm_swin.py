@@ -29,7 +29,7 @@ from torch import Tensor
 
 from mtdense.models.petl import BackboneHost, BlockParts, BlockRef, LevelRef
 from mtdense.registry import MODELS
-from .host_utils import check_timm_kwargs
+from .host_utils import create_timm_backbone
 
 
 @MODELS.register_module()
@@ -58,21 +58,11 @@ class TimmSwin(BackboneHost):
                  strict_img_size: bool = False,
                  **kwargs) -> None:
         super().__init__()
-        import timm
-        check_timm_kwargs('TimmSwin', kwargs)
         self.model_name = model_name
         self.norm_last = norm_last
-        self.backbone = timm.create_model(
-            model_name,
-            pretrained=False,
-            num_classes=0,
-            img_size=img_size,
-            strict_img_size=strict_img_size,
-            **kwargs)
-        bb = self.backbone
-        if not hasattr(bb, 'layers') or not hasattr(bb, 'forward_intermediates'):
-            raise TypeError(f'TimmSwin: {model_name!r} is not a timm SwinTransformer '
-                            f'(got {type(bb).__name__})')
+        self.backbone = bb = create_timm_backbone(
+            'TimmSwin', model_name, ('layers', 'forward_intermediates'), 'SwinTransformer',
+            img_size=img_size, strict_img_size=strict_img_size, **kwargs)
         if not norm_last:
             # final norm is only ever applied to the last intermediate with norm=True
             bb.norm = nn.Identity()

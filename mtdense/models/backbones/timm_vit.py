@@ -19,7 +19,7 @@ from torch import Tensor
 
 from mtdense.models.petl import BackboneHost, BlockRef, LevelRef
 from mtdense.registry import MODELS
-from .host_utils import check_timm_kwargs, vit_pyramid_neck
+from .host_utils import create_timm_backbone, vit_pyramid_neck
 
 
 @MODELS.register_module()
@@ -46,21 +46,12 @@ class TimmViT(BackboneHost):
                  dynamic_img_size: bool = True,
                  **kwargs) -> None:
         super().__init__()
-        import timm
         from timm.models.vision_transformer import Block
-        check_timm_kwargs('TimmViT', kwargs)
         self.model_name = model_name
         self.norm = norm
-        self.backbone = timm.create_model(
-            model_name,
-            pretrained=False,
-            num_classes=0,
-            img_size=img_size,
-            dynamic_img_size=dynamic_img_size,
-            **kwargs)
-        bb = self.backbone
-        if not hasattr(bb, 'blocks') or not hasattr(bb, 'forward_intermediates'):
-            raise TypeError(f'TimmViT: {model_name!r} is not a timm VisionTransformer')
+        self.backbone = bb = create_timm_backbone(
+            'TimmViT', model_name, ('blocks', 'forward_intermediates'), 'VisionTransformer',
+            img_size=img_size, dynamic_img_size=dynamic_img_size, **kwargs)
         depth = len(bb.blocks)
         if out_indices is None:
             out_indices = [depth // 4 - 1, depth // 2 - 1, 3 * depth // 4 - 1, depth - 1]
