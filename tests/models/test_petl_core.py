@@ -1,8 +1,5 @@
 """The PETL core (mtdense/models/petl): one stacking convention, slots without their method,
-one-way imports."""
-import os.path as osp
-import subprocess
-import sys
+one-way imports (checked for the whole package in tests/test_package_structure.py)."""
 
 import pytest
 import torch
@@ -10,15 +7,6 @@ import torch
 from mtdense.models.backbones.conv_multitask import ConvMultiTaskBackbone
 from mtdense.models.petl import (ConvSlot, NormSlot, TaskStreams, channels_to_tasks,
                                  repeat_tasks, tasks_to_channels, unstack_tasks)
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def test_no_import_cycle_between_subpackages():
-    out = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'check_import_cycles.py')],
-                         capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert 'no import cycle' in out.stdout
 
 
 def test_stacking_is_task_major_and_channel_stack_round_trips():
