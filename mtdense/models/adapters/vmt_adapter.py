@@ -36,9 +36,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mtdense.models.petl import (BackboneHost, BasePEFTMethod, build_activation, per_stage,
+                                 ratio_bottlenecks)
 from mtdense.registry import MODELS
-from mtdense.models.backbones.base_host import BackboneHost
-from .base import BasePEFTMethod, build_activation, per_stage, ratio_bottlenecks
 from .kem import KEM_TYPES, build_kem, kem_num_params
 
 
