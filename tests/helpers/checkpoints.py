@@ -1,4 +1,5 @@
-"""Checkpoint payloads shared by the checkpoint tests (tests/engine/, tests/tools/)."""
+"""Checkpoint payloads shared by the checkpoint tests (tests/checkpoint/, tests/engine/,
+tests/tools/)."""
 from __future__ import annotations
 
 import io
