@@ -26,10 +26,16 @@ alpha (d) so that the model is the pretrained one at init::
 
 The adapter branch is added to the block *output* (outside the block's
 drop-path and layer-scale, as in AdaptFormer's parallel adapter).
+
+Without autograd on CPU the (T, M, d) task maps z are written into buffers kept
+across calls (:class:`~mtdense.models.heads.task_batched.ScratchBuffers`): they
+only feed the output transform, and a fresh 38 MB map (stride 4, 448 px, T = 8)
+was page-faulted in on every call.
 """
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -38,8 +44,34 @@ from torch import Tensor
 
 from mtdense.registry import MODELS
 from mtdense.models.backbones.base_host import BackboneHost
+from mtdense.models.heads.task_batched import ScratchBuffers
 from .base import BasePEFTMethod, build_activation, per_stage, ratio_bottlenecks
 from .kem import KEM_TYPES, build_kem, kem_num_params
+
+
+class _ForwardState:
+    """The hooks' hand-over between an MLP slot, its block and ``forward_features``, kept
+    per thread so that concurrent forwards of one model (inference servers) do not mix
+    their tensors. Copies and pickles start empty."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __reduce__(self):
+        return (type(self), ())
+
+    def __deepcopy__(self, memo) -> '_ForwardState':
+        return type(self)()
+
+    @property
+    def cache(self) -> Dict[int, Tuple[Tensor, Tensor]]:
+        """block index -> (h, h W_u + b_u) of the running forward"""
+        return self._local.__dict__.setdefault('cache', {})
+
+    @property
+    def task_out(self) -> Dict[int, Tensor]:
+        """block index -> task maps z (T * B, ...) of the running forward"""
+        return self._local.__dict__.setdefault('task_out', {})
 
 
 class SharedAdapter(nn.Module):
@@ -74,19 +106,20 @@ class SharedAdapter(nn.Module):
             return self.out_scale * torch.matmul(h, self.down.weight) + self.up_bias
         return self.up(h)
 
-    def add_up_delta(self, base: Tensor, delta: Tensor, scale: float) -> Tensor:
+    def add_up_delta(self, base: Tensor, delta: Tensor, scale: float,
+                     out: Optional[Tensor] = None) -> Tensor:
         """``base + scale * (delta W_u)`` (no bias) for every task in one fused op.
 
         base: (M, d) shared stream; delta: (T, M, r) -> (T, M, d). The add is
         fused into the batched product (``baddbmm``), so the T task maps are
-        written once.
+        written once (into ``out`` if given: a reused buffer, no autograd).
         """
         if self.lite:
             weight = self.down.weight * self.out_scale  # alpha * W_d^T, as (r, d)
         else:
             weight = self.up.weight.t()
         weight = (scale * weight).unsqueeze(0).expand(delta.shape[0], -1, -1)
-        return torch.baddbmm(base.unsqueeze(0), delta, weight)
+        return torch.baddbmm(base.unsqueeze(0), delta, weight, out=out)
 
 
 @MODELS.register_module()
@@ -160,8 +193,8 @@ class VMTAdapter(BasePEFTMethod):
                       self.kem_rank)
             for i in self.taps
         })
-        self._cache: Dict[int, Tuple[Tensor, Tensor]] = {}
-        self._task_out: Dict[int, Tensor] = {}
+        self._state = _ForwardState()
+        self._scratch = ScratchBuffers()
         for b in host.blocks:
             self._register(
                 b.mlp.register_forward_hook(
@@ -174,43 +207,51 @@ class VMTAdapter(BasePEFTMethod):
         u = args[0] if args else kwargs['x']
         adapter = self.adapters[index]
         h = adapter.hidden(u)
-        self._cache[index] = (h, adapter.up_full(h))
+        self._state.cache[index] = (h, adapter.up_full(h))
 
     def _block_hook(self, index: int, module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-        if index not in self._cache:
+        cache = self._state.cache
+        if index not in cache:
             raise RuntimeError(f'{type(self).__name__}: block {index} ran without its MLP slot; '
                                'the host description does not match the backbone')
-        h, a = self._cache.pop(index)
+        h, a = cache.pop(index)
         x_next = output + self.scale * a.reshape(output.shape)
         kem = self.kems[str(index)] if str(index) in self.kems else None
         if kem is not None:
-            r = h.shape[-1]
+            r, d = h.shape[-1], x_next.shape[-1]
             delta = kem(h.reshape(-1, r))  # (T, M, r)
-            z = self.adapters[index].add_up_delta(x_next.reshape(-1, x_next.shape[-1]), delta,
-                                                  self.scale)  # (T, M, d)
-            self._task_out[index] = z.reshape(-1, *output.shape[1:])
+            buf = (self._scratch.get(f'z{index}', delta.shape[:2] + (d,), x_next)
+                   if ScratchBuffers.applies(x_next) else None)
+            z = self.adapters[index].add_up_delta(x_next.reshape(-1, d), delta, self.scale,
+                                                  out=buf)  # (T, M, d)
+            self._state.task_out[index] = z.reshape(-1, *output.shape[1:])
         return x_next
 
     # -------------------------------------------------------------- forward
     def forward_features(self, x: Tensor) -> Tuple[List[Tensor], List[bool]]:
         self._check_batch(x)
         host = self.host
-        self._cache.clear()
-        self._task_out.clear()
+        cache, task_out = self._state.cache, self._state.task_out
+        cache.clear()
+        task_out.clear()
         try:
             outs = host.forward_main(x)
             feats, flags = [], []
             for lvl, ref in enumerate(host.levels):
-                z = self._task_out.pop(ref.block_index, None)
+                z = task_out.pop(ref.block_index, None)
                 if z is None:
                     feats.append(outs[lvl])
                     flags.append(False)
                 else:
-                    feats.append(host.output_transform(lvl, z, self._hw(outs[lvl])))
+                    feat = host.output_transform(lvl, z, self._hw(outs[lvl]))
+                    if feat.untyped_storage().data_ptr() == z.untyped_storage().data_ptr():
+                        # a transform that is a pure view hands z itself out: not reusable
+                        self._scratch.release(f'z{ref.block_index}')
+                    feats.append(feat)
                     flags.append(True)
         finally:
-            self._cache.clear()
-            self._task_out.clear()
+            cache.clear()
+            task_out.clear()
         return feats, flags
 
     # ------------------------------------------------------------- counting

@@ -10,10 +10,16 @@ differs per task, is applied per task. The arithmetic is that of
 ``LightMultiScaleHead.forward`` (same weights, same order of operations per
 task), so the two agree to float rounding; BN running statistics are updated as
 ``nn.BatchNorm2d`` would.
+
+Without autograd on CPU, the (T, B*h*w, channels) fusion maps are written into
+:class:`ScratchBuffers` kept across calls: fresh buffers of that size (25 MB per
+map at 448 px and T = 8) are beyond glibc's mmap threshold and were page-faulted
+in on every call, which made the heads' cost grow faster than their arithmetic.
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -22,7 +28,76 @@ from torch import Tensor
 
 from .light_head import LightMultiScaleHead
 
-__all__ = ['can_batch_heads', 'task_batched_heads_forward']
+__all__ = ['ScratchBuffers', 'can_batch_heads', 'task_batched_heads_forward']
+
+
+class ScratchBuffers:
+    """Per-thread tensors reused across calls for intermediates that never leave a call.
+
+    Only used without autograd and on CPU (the CUDA caching allocator already reuses
+    blocks): a large fresh tensor on CPU is mapped by glibc with ``mmap`` and every page
+    is faulted in again on each call, a cost that grows with the number of tasks. One
+    buffer per name, thread and inference-mode flag (concurrent inference calls in
+    several threads each get their own); a buffer is replaced when the requested shape,
+    dtype or device differs. Deep-copies and pickles start empty.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __reduce__(self):
+        return (type(self), ())
+
+    def __deepcopy__(self, memo) -> 'ScratchBuffers':
+        return type(self)()
+
+    @staticmethod
+    def applies(like: Tensor) -> bool:
+        """Whether scratch buffers may stand in for fresh tensors like ``like`` now."""
+        return like.device.type == 'cpu' and not torch.is_grad_enabled()
+
+    def get(self, name: str, shape: Sequence[int], like: Tensor,
+            channels_last: bool = False) -> Tensor:
+        """An uninitialised tensor of ``shape`` with ``like``'s dtype and device."""
+        store: Dict[Tuple[str, bool], Tensor] = self._local.__dict__.setdefault('buffers', {})
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        # inference tensors cannot be written outside inference mode (and no_grad callers
+        # alternate with inference_mode ones), so each mode keeps its own buffer
+        key = (name, torch.is_inference_mode_enabled())
+        buf = store.get(key)
+        if (buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != like.dtype
+                or buf.device != like.device or not buf.is_contiguous(memory_format=fmt)):
+            buf = torch.empty(tuple(shape), dtype=like.dtype, device=like.device,
+                              memory_format=fmt)
+            store[key] = buf
+        return buf
+
+    def memo(self, name: str, key: Tuple, compute):
+        """``compute()``, recomputed only when ``key`` differs from the last call's."""
+        store = self._local.__dict__.setdefault('memo', {})
+        full = (name, torch.is_inference_mode_enabled())
+        hit = store.get(full)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = compute()
+        store[full] = (key, value)
+        return value
+
+    def release(self, name: str) -> None:
+        """Forget buffer ``name`` (e.g. when a caller kept a view of it)."""
+        store = self._local.__dict__.get('buffers', {})
+        for key in [k for k in store if k[0] == name]:
+            del store[key]
+
+    def clear(self) -> None:
+        """Free this thread's buffers."""
+        self._local.__dict__.pop('buffers', None)
+        self._local.__dict__.pop('memo', None)
+
+    def nbytes(self) -> int:
+        """Bytes held by this thread's buffers."""
+        return sum(b.numel() * b.element_size()
+                   for b in self._local.__dict__.get('buffers', {}).values())
 
 
 def _plain_bn(norm: nn.Module) -> bool:
@@ -94,8 +169,60 @@ def _maps(tokens: Tensor, n: int, h: int, w: int) -> Tensor:
     return tokens.reshape(n, h, w, tokens.shape[-1]).permute(0, 3, 1, 2)
 
 
+def _weights_key(heads: Sequence[LightMultiScaleHead]) -> Tuple:
+    """Identity and version of every tensor the composed weights are made of: equal keys
+    mean equal weights (an optimiser step or ``load_state_dict`` bumps the versions)."""
+    key = []
+    for h in heads:
+        key.append((h.training, h.folds_norm()))
+        tensors = [*h.fuse.conv.parameters(), *h.reducers.parameters()]
+        if h.fuse.with_norm:
+            n = h.fuse.norm
+            tensors += [n.weight, n.bias, n.running_mean, n.running_var]
+        key.extend((t.data_ptr(), t._version, t.dtype) for t in tensors if t is not None)
+    return tuple(key)
+
+
+def _stacked_level_weights(heads: Sequence[LightMultiScaleHead]
+                           ) -> Tuple[List[Tuple[Tensor, Tensor]], bool]:
+    """Per level, every head's composed (fusion o reducer) weights ``(T, ch, C_l)`` and
+    biases ``(T, ch)``: :meth:`LightMultiScaleHead.level_weights` of all heads with one
+    batched product per level instead of T (a per-task cost the training step pays in
+    the forward and again in the backward)."""
+    ref = heads[0]
+    ch = ref.channels
+    folded = ref.folds_norm()
+    if any(h.folds_norm() != folded for h in heads):
+        raise RuntimeError('task_batched_heads_forward: heads differ in train/eval mode')
+    fuse_w = torch.stack([h.fuse.conv.weight.flatten(1) for h in heads])  # (T, ch, L * ch)
+    has_fuse_b = ref.fuse.conv.bias is not None
+    fuse_b = torch.stack([h.fuse.conv.bias for h in heads]) if has_fuse_b else None
+    if folded:
+        norms = [h.fuse.norm for h in heads]
+        var = torch.stack([n.running_var for n in norms])
+        scale = torch.stack([n.weight for n in norms]) / torch.sqrt(var + norms[0].eps)
+        shift = -torch.stack([n.running_mean for n in norms]) * scale
+        shift = shift + torch.stack([n.bias for n in norms])
+        fuse_w = fuse_w * scale[:, :, None]
+        fuse_b = shift if fuse_b is None else fuse_b * scale + shift
+    out = []
+    for lvl in range(len(ref.in_channels)):
+        f_l = fuse_w[:, :, lvl * ch:(lvl + 1) * ch]  # (T, ch, ch)
+        w = torch.bmm(f_l, torch.stack([h.reducers[lvl].weight.flatten(1) for h in heads]))
+        if ref.reducers[lvl].bias is not None:
+            # per head, as level_weights does: a batched product rounds differently from mv
+            b = torch.stack([f_l[t] @ h.reducers[lvl].bias for t, h in enumerate(heads)])
+        else:
+            b = f_l.new_zeros(f_l.shape[:2])
+        if lvl == 0 and fuse_b is not None:
+            b = b + fuse_b
+        out.append((w, b))
+    return out, folded
+
+
 def task_batched_heads_forward(heads: Sequence[LightMultiScaleHead], feats: Sequence[Tensor],
-                               stacked: Sequence[bool], batch_size: int) -> List[Tensor]:
+                               stacked: Sequence[bool], batch_size: int,
+                               scratch: Optional[ScratchBuffers] = None) -> List[Tensor]:
     """Outputs of ``heads[t](pyramid of task t)`` for every t, at stride 4.
 
     Works on channel-last tokens: a stacked level is ``(T, B*h*w, C)`` (free when
@@ -109,6 +236,9 @@ def task_batched_heads_forward(heads: Sequence[LightMultiScaleHead], feats: Sequ
             ``(B, C, h, w)`` shared by all tasks.
         stacked: see ``feats``.
         batch_size: B.
+        scratch: buffers for the fusion maps and the composed weights, used without
+            autograd on CPU (:meth:`ScratchBuffers.applies`); the outputs are always
+            fresh tensors.
 
     Returns:
         per task ``(B, out_channels_t, h_0, w_0)`` (channels-last strides).
@@ -118,47 +248,69 @@ def task_batched_heads_forward(heads: Sequence[LightMultiScaleHead], feats: Sequ
         raise ValueError(f'task_batched_heads_forward: expected {len(ref.in_channels)} levels and '
                          f'as many flags, got {len(feats)} levels and {len(stacked)} flags')
     B, ch, T = batch_size, ref.channels, num_tasks
-    level_weights, folded = zip(*(h.level_weights() for h in heads))
-    folded = folded[0]  # same train/eval mode and norm type for all heads (can_batch_heads)
+    use_scratch = scratch is not None and ScratchBuffers.applies(feats[0])
+    if any(h.training != ref.training for h in heads):
+        raise RuntimeError('task_batched_heads_forward: heads differ in train/eval mode')
+    if use_scratch:
+        level_weights, folded = scratch.memo('level_weights', _weights_key(heads),
+                                             lambda: _stacked_level_weights(heads))
+    else:
+        level_weights, folded = _stacked_level_weights(heads)
     h0, w0 = (int(s) for s in feats[0].shape[2:])
+    n0 = B * h0 * w0
     acc = None
     for lvl, (f, is_stacked) in enumerate(zip(feats, stacked)):
         c_in, h, w = f.shape[1:]
         if c_in != ref.in_channels[lvl]:
             raise ValueError(f'LightMultiScaleHead: level {lvl} should have {ref.in_channels[lvl]} '
                              f'channels, got {tuple(f.shape)}')
-        weight = torch.stack([lw[lvl][0] for lw in level_weights])  # (T, ch, C)
-        bias = torch.stack([lw[lvl][1] for lw in level_weights])  # (T, ch)
+        weight, bias = level_weights[lvl]  # (T, ch, C), (T, ch)
+        first = acc is None  # level 0: at (h0, w0), becomes the accumulator
         if is_stacked:
             if f.shape[0] != T * B:
                 raise ValueError(f'task_batched_heads_forward: stacked level {lvl} has batch '
                                  f'{f.shape[0]}, expected {T} tasks x {B}')
             # (T, B*hw, C) @ (T, C, ch) + b_t -> (T, B*hw, ch)
-            y = torch.baddbmm(bias.unsqueeze(1), _tokens(f, T), weight.transpose(1, 2))
+            out = scratch.get('acc', (T, n0, ch), f) if (use_scratch and first) else None
+            y = torch.baddbmm(bias.unsqueeze(1), _tokens(f, T), weight.transpose(1, 2), out=out)
         else:
             if f.shape[0] != B:
                 raise ValueError(f'task_batched_heads_forward: shared level {lvl} has batch '
                                  f'{f.shape[0]}, expected {B}')
             # one product for all tasks: (B*hw, C) @ (C, T*ch) -> (B*hw, T*ch) -> (T, B*hw, ch)
-            y = torch.addmm(bias.reshape(-1), _tokens(f, 1)[0], weight.reshape(T * ch, c_in).t())
-            y = y.view(-1, T, ch).transpose(0, 1).contiguous()
+            n = B * h * w
+            out = scratch.get('shared', (n, T * ch), f) if (use_scratch and first) else None
+            y = torch.addmm(bias.reshape(-1), _tokens(f, 1)[0], weight.reshape(T * ch, c_in).t(),
+                            out=out)
+            if use_scratch and first:
+                y = scratch.get('acc', (T, n0, ch), f).copy_(y.view(-1, T, ch).transpose(0, 1))
+            else:
+                y = y.view(-1, T, ch).transpose(0, 1).contiguous()
         if (h, w) != (h0, w0):
-            up = F.interpolate(_maps(y, T * B, h, w), size=(h0, w0), mode='bilinear',
-                               align_corners=ref.align_corners)
+            maps = _maps(y, T * B, h, w)
+            if use_scratch:
+                # the functional op with an output buffer (same kernel and scales as
+                # F.interpolate with a target size)
+                up = torch._C._nn.upsample_bilinear2d(
+                    maps, (h0, w0), ref.align_corners, None, None,
+                    out=scratch.get('up', (T * B, ch, h0, w0), y, channels_last=True))
+            else:
+                up = F.interpolate(maps, size=(h0, w0), mode='bilinear',
+                                   align_corners=ref.align_corners)
             y = _tokens(up, T)
         acc = y if acc is None else acc.add_(y)
     if ref.fuse.with_norm and not folded:
-        if any(h.training != ref.training for h in heads):
-            raise RuntimeError('task_batched_heads_forward: heads differ in train/eval mode')
         acc = _per_task_batch_norm(acc, heads)
     if ref.fuse.with_activation:
-        acc = ref.fuse.activate(acc)
+        # in place on the scratch accumulator (nothing else holds it without autograd)
+        acc = acc.relu_() if use_scratch else ref.fuse.activate(acc)
     if not isinstance(ref.dropout, nn.Identity):
         acc = _tokens(ref.dropout(_maps(acc, T * B, h0, w0)), T)
-    # the predictors differ in width: one small product per task
+    # the predictors differ in width: one small product per task; unbind (not acc[t]) so
+    # the backward stacks the T gradients once instead of zero-filling T full-size maps
     outs = []
-    for t, head in enumerate(heads):
+    for head, a in zip(heads, acc.unbind(0)):
         p = head.predictor
-        o = torch.addmm(p.bias, acc[t], p.weight.reshape(p.out_channels, ch).t())
+        o = torch.addmm(p.bias, a, p.weight.reshape(p.out_channels, ch).t())
         outs.append(_maps(o.unsqueeze(0), B, h0, w0))
     return outs
