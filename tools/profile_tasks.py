@@ -12,12 +12,16 @@ Examples:
         --img-size 128 --repeats 5 --out /tmp/prof
 
 Extra tasks are clones of the config's tasks (``semseg_2``, ``human_parts_2``, ...;
-``--task-pool`` picks the tasks to clone). Writes ``DIR/profile.json`` (full
-report), ``DIR/profile.csv`` (one row per config x T x mode) and
-``DIR/profile.png`` (throughput and FLOPs versus T for every config, with the
-backbone alone as the limit). FLOPs are multiply-accumulates per image
-(mmengine/fvcore convention). See the README section "Profiling cost versus
-the number of tasks" for the JSON schema and the memory conventions.
+``--task-pool`` picks the tasks to clone). All points are timed in interleaved
+rounds (a new shuffled order each round, after warm-up) so that load changes of a
+shared machine cancel in the same-round ratios the report quotes (median and
+95 % bootstrap interval); peak memory is measured afterwards with each point alone
+in a fresh process. Writes ``DIR/profile.json`` (full report),
+``DIR/profile.csv`` (one row per config x T x mode), ``DIR/profile_ratios.csv``
+(every paired ratio) and ``DIR/profile.png`` (absolute and T-scaling panels,
+FLOPs, memory; device, threads, allocator and load in the caption). FLOPs are
+multiply-accumulates per image (mmengine/fvcore convention). docs/profiling.md has
+the JSON schema, the conventions and measured tables.
 """
 from __future__ import annotations
 
@@ -49,11 +53,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='semantic classes when the config leaves model.num_classes unset')
     p.add_argument('--task-pool', nargs='+', default=None,
                    help="tasks cloned to reach T (default: the config's model.tasks)")
-    p.add_argument('--warmup', type=int, default=2, help='untimed iterations per measurement')
-    p.add_argument('--repeats', type=int, default=10, help='timed iterations per measurement')
+    p.add_argument('--schedule', choices=['interleaved', 'sequential'], default='interleaved',
+                   help='interleaved (default): every point once per round, shuffled order; '
+                        'sequential: each point back to back (load drift biases ratios)')
+    p.add_argument('--warmup', type=int, default=2, help='untimed iterations per point and mode')
+    p.add_argument('--repeats', type=int, default=10,
+                   help='rounds (timed iterations per point = repeats x --round-iters)')
+    p.add_argument('--round-iters', type=int, default=1,
+                   help='timed iterations per point and round')
     p.add_argument('--max-seconds', type=float, default=None,
-                   help='stop timing a measurement after this many timed seconds '
-                        '(at least --min-repeats iterations)')
+                   help='stop after the round in which the timed total reaches this many seconds '
+                        'per point and mode on average (at least --min-repeats rounds)')
     p.add_argument('--min-repeats', type=int, default=3)
     p.add_argument('--infer-forward', choices=['tensor', 'predict'], default='tensor',
                    help="'tensor': backbone + heads + upsampling; 'predict': full test_step "
@@ -65,13 +75,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--cpu-alloc', choices=['system', 'cached'], default='system',
                    help="'cached': the workers' glibc malloc keeps freed large blocks (no page "
                         'faults on every big activation; what jemalloc/tcmalloc give)')
+    p.add_argument('--optimizer', choices=['fused', 'foreach', 'loop'], default='fused',
+                   help="AdamW implementation of the training step ('loop': one Python iteration "
+                        'per parameter tensor, the torch default on CPU)')
     p.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
     p.add_argument('--no-backbone-alone', action='store_true',
                    help='skip the backbone-alone reference point')
     p.add_argument('--no-breakdown', action='store_true',
                    help='do not time the backbone inside inference iterations')
-    p.add_argument('--isolate', choices=['config', 'point', 'none'], default='config',
-                   help='fresh process per config (default), per (config, T), or none')
+    p.add_argument('--isolate', choices=['auto', 'none', 'config', 'point'], default='auto',
+                   help="where the models live while timed: this process ('none'), a persistent "
+                        "worker per config or per point; 'auto' (default): 'none', or 'config' "
+                        'with --cpu-alloc cached')
+    p.add_argument('--memory', choices=['isolated', 'shared', 'off'], default='isolated',
+                   help="peak memory: 'isolated' (default; each point alone in a fresh process "
+                        "after the rounds), 'shared' (in the timing process), 'off'")
+    p.add_argument('--memory-iters', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override keys of every config, e.g. model.heads.channels=128')
@@ -87,8 +106,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import mtdense  # noqa: F401  (mmcv.ops stand-in before mmseg imports)
-    from mtdense.analysis import (DEFAULT_CONFIGS, ProfileSettings, config_label, plot_report,
-                                  profile, write_csv, write_json)
+    from mtdense.analysis import (DEFAULT_CONFIGS, ProfileSettings, config_label, format_summary,
+                                  plot_report, profile, write_csv, write_json, write_ratios_csv)
     if args.replot:
         return replot(args.replot, args.out)
     if args.out is None:
@@ -107,12 +126,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         configs=configs, num_tasks=args.num_tasks, img_size=args.img_size,
         batch_size=args.batch_size,
         modes=['infer', 'train'] if args.mode == 'both' else [args.mode], device=args.device,
-        num_classes=args.num_classes, task_pool=args.task_pool, warmup=args.warmup,
-        repeats=args.repeats, max_seconds=args.max_seconds, min_repeats=args.min_repeats,
-        flops=not args.no_flops, backbone_alone=not args.no_backbone_alone,
-        breakdown=not args.no_breakdown, infer_forward=args.infer_forward,
+        num_classes=args.num_classes, task_pool=args.task_pool, schedule=args.schedule,
+        warmup=args.warmup, repeats=args.repeats, round_iters=args.round_iters,
+        max_seconds=args.max_seconds, min_repeats=args.min_repeats, isolate=args.isolate,
+        memory=args.memory, memory_iters=args.memory_iters, flops=not args.no_flops,
+        backbone_alone=not args.no_backbone_alone, breakdown=not args.no_breakdown,
+        infer_forward=args.infer_forward, optimizer=args.optimizer,
         channels_last=args.channels_last, compile=args.compile, bf16=args.bf16,
-        threads=args.threads, cpu_alloc=args.cpu_alloc, isolate=args.isolate, seed=args.seed,
+        threads=args.threads, cpu_alloc=args.cpu_alloc, seed=args.seed,
         cfg_options=dict(args.cfg_options) if args.cfg_options else None)
     try:
         settings.validate()
@@ -124,10 +145,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_json(report, str(out / f'{args.name}.json'))
     write_csv(report, str(out / f'{args.name}.csv'))
+    write_ratios_csv(report, str(out / f'{args.name}_ratios.csv'))
     if not args.no_plot:
         plot_report(report, str(out / f'{args.name}.png'))
     print(format_summary(report))
-    print(f'wrote {out / args.name}.json, .csv' + ('' if args.no_plot else ', .png'))
+    print(f'wrote {out / args.name}.json, .csv, _ratios.csv' + ('' if args.no_plot else ', .png'))
     errors = [r for r in report['results'] if r.get('error')]
     if errors:
         print(f'profile_tasks: {len(errors)} measurement(s) failed (see "error" in the JSON)',
@@ -139,58 +161,24 @@ def main(argv: Optional[List[str]] = None) -> int:
 def replot(json_path: str, out_dir: Optional[str]) -> int:
     """Rewrite CSV / PNG / summary of a saved report (e.g. after changing the plot)."""
     import json
-    from mtdense.analysis import SCHEMA_VERSION, plot_report, summarize, write_csv
+    from mtdense.analysis import (format_summary, plot_report, summarize, write_csv,
+                                  write_ratios_csv)
     path = Path(json_path)
     if not path.is_file():
         raise SystemExit(f'profile_tasks: --replot {json_path}: file not found')
     report = json.loads(path.read_text())
-    if report.get('schema_version') != SCHEMA_VERSION or 'results' not in report:
+    if report.get('schema_version') not in (1, 2) or 'results' not in report:
         raise SystemExit(f'profile_tasks: {json_path} is not a profile report of schema version '
-                         f'{SCHEMA_VERSION} (schema_version={report.get("schema_version")!r})')
-    report['summary'] = summarize(report['results'])
+                         f'1 or 2 (schema_version={report.get("schema_version")!r})')
+    report['summary'] = summarize(report)
     out = Path(out_dir) if out_dir else path.parent
     out.mkdir(parents=True, exist_ok=True)
     write_csv(report, str(out / f'{path.stem}.csv'))
+    write_ratios_csv(report, str(out / f'{path.stem}_ratios.csv'))
     plot_report(report, str(out / f'{path.stem}.png'))
     print(format_summary(report))
-    print(f'wrote {out / path.stem}.csv, .png')
+    print(f'wrote {out / path.stem}.csv, _ratios.csv, .png')
     return 0
-
-
-def format_summary(report) -> str:
-    """Markdown table of the results plus the cost targets."""
-    lines = ['| config | T | mode | img/s | median ms [p10, p90] | backbone ms | peak MB (+incr) '
-             '| GFLOPs bb / heads | trainable params |',
-             '|---|---|---|---|---|---|---|---|---|']
-    for r in report['results']:
-        t = r['num_tasks'] if r['num_tasks'] is not None else '-'
-        if r.get('error'):
-            lines.append(f"| {r['label']} | {t} | {r['mode']} | error: {r['error']} | | | | | |")
-            continue
-        if 'latency' not in r:  # count mode
-            fl = r.get('flops')
-            lines.append(f"| {r['label']} | {t} | {r['mode']} | - | - | - | - | "
-                         + (f"{fl['backbone'] / 1e9:.3f} / {fl['heads'] / 1e9:.3f}" if fl else '-')
-                         + f" | {r['params']['trainable'] if r.get('params') else '-'} |")
-            continue
-        lat, mem, fl = r['latency'], r['memory'], r.get('flops')
-        bb = r.get('backbone_latency')
-        cells = [r['label'], t, r['mode'], f"{r['throughput_img_s']:.2f}",
-                 f"{lat['median_ms']:.1f} [{lat['p10_ms']:.1f}, {lat['p90_ms']:.1f}]",
-                 f"{bb['median_ms']:.1f}" if bb else '-',
-                 f"{mem['peak_mb']:.0f} (+{mem['increase_mb']:.0f})",
-                 f"{fl['backbone'] / 1e9:.3f} / {fl['heads'] / 1e9:.3f}" if fl else '-',
-                 r['params']['trainable'] if r.get('params') else '-']
-        lines.append('| ' + ' | '.join(str(c) for c in cells) + ' |')
-    lines += ['', '| target | config | value | status |', '|---|---|---|---|']
-    for tg in report['summary']['targets']:
-        v = tg['value']
-        if isinstance(v, dict):
-            v = ', '.join(f'T={k}: {x:.3f}' for k, x in v.items())
-        elif isinstance(v, float):
-            v = f'{v:.4f}'
-        lines.append(f"| {tg['target']} | {tg['label']} | {v} | {tg['status']} |")
-    return '\n'.join(lines)
 
 
 if __name__ == '__main__':

@@ -1,11 +1,13 @@
 """tools/profile_tasks.py and mtdense.analysis on a tiny mmseg Swin at 32 px.
 
-Only counted quantities are asserted (FLOPs, parameters, record counts, schema
-keys); timings and memory are checked for presence and type, never for value.
+Only counted quantities are asserted (FLOPs, parameters, record and round counts,
+schema keys, how paired ratios are formed from the recorded rounds); timings and memory
+are checked for presence and type, never for value.
 """
 import csv
 import importlib.util
 import json
+import statistics
 from pathlib import Path
 
 import mtdense  # noqa: F401,I001  (mmcv.ops stand-in before mmseg imports)
@@ -13,11 +15,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mtdense.analysis import count_module_flops, latency_stats, make_task_list
-from mtdense.analysis.profiler import CSV_COLUMNS, SCHEMA_VERSION
+from mtdense.analysis import (CSV_COLUMNS, SCHEMA_VERSION, ProfileSettings, count_module_flops,
+                              latency_stats, make_task_list, profile)
+from mtdense.analysis.tables import RATIO_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 32
+ROUNDS = 3
 TINY_CFG = """
 model = dict(
     type='MultiTaskDenseModel',
@@ -33,6 +37,7 @@ model = dict(
 # tiny Swin: stage widths 16/32/64/128, VMT bottleneck round(d/16) = 1/2/4/8
 DIMS, RANKS = (16, 32, 64, 128), (1, 2, 4, 8)
 TOKENS = tuple((SIZE // s) ** 2 for s in (4, 8, 16, 32))
+LABELS = ('vmt', 'fullft', 'pta')
 
 
 def _load_tool():
@@ -42,22 +47,25 @@ def _load_tool():
     return mod
 
 
+def tiny_config(tmp_path, peft='VMTAdapter', name=None) -> str:
+    path = Path(tmp_path) / f'tiny_{name or peft}.py'
+    path.write_text(TINY_CFG.replace('{peft}', peft))
+    return str(path)
+
+
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-    """One CLI run: VMT, full FT and per-task adapters, T in {1, 2}, infer + train."""
+    """One CLI run: VMT, full FT and per-task adapters, T in {1, 2}, infer + train, all in
+    this process (memory in the timing process, to keep it short)."""
     tmp = tmp_path_factory.mktemp('profile')
-    cfgs = []
-    for name, peft in (('vmt', 'VMTAdapter'), ('fullft', 'FullFineTune'),
-                       ('pta', 'PerTaskAdapter')):
-        path = tmp / f'tiny_{name}.py'
-        path.write_text(TINY_CFG.replace('{peft}', peft))
-        cfgs.append(str(path))
+    cfgs = [tiny_config(tmp, peft, name) for name, peft in
+            (('vmt', 'VMTAdapter'), ('fullft', 'FullFineTune'), ('pta', 'PerTaskAdapter'))]
     out = tmp / 'out'
     tool = _load_tool()
-    rc = tool.main(cfgs + ['--labels', 'vmt', 'fullft', 'pta', '--num-tasks', '1', '2',
+    rc = tool.main(cfgs + ['--labels', *LABELS, '--num-tasks', '1', '2',
                            '--img-size', str(SIZE), '--batch-size', '1', '--mode', 'both',
-                           '--warmup', '0', '--repeats', '1', '--min-repeats', '1',
-                           '--num-classes', '5', '--threads', '1', '--isolate', 'none',
+                           '--warmup', '0', '--repeats', str(ROUNDS), '--min-repeats', '1',
+                           '--num-classes', '5', '--threads', '1', '--memory', 'shared',
                            '--out', str(out)])
     report = json.loads((out / 'profile.json').read_text())
     return rc, out, report
@@ -73,33 +81,81 @@ def _rec(report, label, num_tasks, mode='infer'):
 def test_outputs_and_schema(run):
     rc, out, report = run
     assert rc == 0
-    for key in ('schema_version', 'tool', 'created', 'machine', 'settings', 'flop_convention',
-                'memory_convention', 'results', 'summary'):
+    for key in ('schema_version', 'tool', 'created', 'machine', 'settings', 'schedule', 'load',
+                'flop_convention', 'memory_convention', 'timing_convention', 'results',
+                'summary'):
         assert key in report, key
-    assert report['schema_version'] == SCHEMA_VERSION
-    for key in ('cpu_model', 'cpu_count_logical', 'torch', 'device', 'device_name'):
+    assert report['schema_version'] == SCHEMA_VERSION == 2
+    for key in ('cpu_model', 'cpu_count_logical', 'torch', 'device', 'device_name', 'loadavg',
+                'allocator_env', 'mem_available_gb'):
         assert key in report['machine']
+    sched = report['schedule']
+    assert sched['kind'] == 'interleaved' and sched['isolate'] == 'none'
+    assert sched['rounds'] == ROUNDS and sched['units'] == 1 + 3 * 2 * 2
     # backbone alone + 3 configs x 2 T x 2 modes
     assert len(report['results']) == 1 + 3 * 2 * 2
     for r in report['results']:
         assert r['error'] is None, r['error']
         for key in ('label', 'method', 'num_tasks', 'tasks', 'mode', 'img_size', 'batch_size',
-                    'latency', 'throughput_img_s', 'memory', 'flops', 'params'):
+                    'latency', 'throughput_img_s', 'memory', 'flops', 'params', 'rounds_ms',
+                    'cpu', 'loadavg_1m', 'schedule', 'threads', 'allocator_env'):
             assert key in r, key
-        for key in ('median_ms', 'p10_ms', 'p90_ms', 'iqr_ms', 'n'):
-            assert key in r['latency']
-        assert r['latency']['n'] == 1
+        assert r['latency']['n'] == ROUNDS and len(r['rounds_ms']) == ROUNDS
+        assert all(isinstance(v, float) and v > 0 for v in r['rounds_ms'])
+        for key in ('median_ms', 'util_median', 'util_p10', 'contended', 'contended_fraction',
+                    'threshold'):
+            assert key in r['cpu']
+        assert isinstance(r['cpu']['contended'], bool)
+        assert r['loadavg_1m'] is None or r['loadavg_1m']['n'] == ROUNDS
+        assert r['memory']['scope'] == 'shared-process'
         assert r['memory']['method'] in ('rss_hwm_reset', 'ru_maxrss_lifetime')
         for key in ('total', 'backbone', 'heads', 'other', 'by_operator', 'uncounted_ops'):
             assert key in r['flops']
-    assert 'backbone_latency' in _rec(report, 'vmt', 2, 'infer')
-    assert set(report['summary']['per_config']) == {'vmt', 'fullft', 'pta'}
+    inf = _rec(report, 'vmt', 2, 'infer')
+    assert len(inf['backbone_rounds_ms']) == ROUNDS and 'backbone_latency' in inf
+    assert _rec(report, 'vmt', 2, 'train')['optimizer'] == 'fused'
+    assert set(report['summary']['per_config']) == set(LABELS)
 
     with open(out / 'profile.csv', newline='') as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == CSV_COLUMNS
     assert len(rows) == len(report['results'])
+    with open(out / 'profile_ratios.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == RATIO_COLUMNS and len(rows) == len(report['summary']['paired'])
     assert (out / 'profile.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_paired_ratios_are_medians_of_same_round_ratios(run):
+    _, _, report = run
+    paired = report['summary']['paired']
+    kinds = {}
+    for e in paired:
+        kinds.setdefault((e['kind'], e['quantity']), []).append(e)
+        assert e['n'] == ROUNDS and e['pairing'] == 'same-round'
+        lo, hi = e['ci95']
+        assert lo <= e['median'] <= hi and e['p10'] <= e['median'] <= e['p90']
+    # T=2 vs T=1 for 3 configs x 2 modes; the backbone split for the inference points;
+    # 3 configs x 2 T against the bare backbone; 3 pairs of configs x 2 T x 2 modes
+    assert len(kinds[('t_scaling', 'latency')]) == len(kinds[('t_scaling', 'throughput')]) == 6
+    assert len(kinds[('backbone_part', 'latency')]) == 3
+    assert len(kinds[('vs_backbone', 'latency')]) == 6
+    assert len(kinds[('method', 'latency')]) == 12
+    # recomputed from the recorded rounds
+    for e in kinds[('t_scaling', 'latency')] + kinds[('method', 'latency')]:
+        a = _rec(report, e['label'], e['num_tasks'], e['mode'])['rounds_ms']
+        b = _rec(report, e['reference']['label'], e['reference']['num_tasks'],
+                 e['mode'])['rounds_ms']
+        assert e['median'] == pytest.approx(statistics.median(x / y for x, y in zip(a, b)))
+    for e in kinds[('t_scaling', 'throughput')]:
+        lat = next(x for x in kinds[('t_scaling', 'latency')]
+                   if (x['label'], x['mode']) == (e['label'], e['mode']))
+        assert e['median'] == pytest.approx(1.0 / lat['median'])
+        assert e['ci95'] == pytest.approx([1.0 / lat['ci95'][1], 1.0 / lat['ci95'][0]])
+    summary = report['summary']['per_config']['vmt']
+    tput = next(x for x in kinds[('t_scaling', 'throughput')]
+                if (x['label'], x['mode']) == ('vmt', 'infer'))
+    assert summary['infer_throughput_ratio']['2'] == pytest.approx(tput['median'])
 
 
 def test_clone_task_names(run):
@@ -149,11 +205,14 @@ def test_parameter_counts(run):
 
 def test_targets_reported(run):
     _, _, report = run
-    targets = [t for t in report['summary']['targets'] if t['label'] == 'vmt']
-    assert len(targets) == 4
+    targets = {t['id']: t for t in report['summary']['targets'] if t['label'] == 'vmt'}
+    assert list(targets) == ['flops_t16', 'infer_t8', 'train_t8', 'train_vs_ft_time',
+                             'train_vs_ft_memory']
     # T=16 / T=8 were not run: the tool must say so instead of inventing a verdict
-    assert targets[0]['status'] == 'not measured' and targets[1]['status'] == 'not measured'
-    assert set(targets[2]['value']) == {'1', '2'}
+    for key in ('flops_t16', 'infer_t8', 'train_t8'):
+        assert targets[key]['status'] == 'not measured' and targets[key]['value'] is None
+    assert set(targets['train_vs_ft_time']['value']) == {'1', '2'}
+    assert targets['train_vs_ft_time']['status'] in ('met', 'not met')
 
 
 def test_flop_handles_count_broadcast_matmul_and_sdpa():
@@ -186,64 +245,119 @@ def test_cli_rejects_bad_input(tmp_path):
     with pytest.raises(SystemExit, match='num_tasks'):
         tool.main([str(REPO / 'configs/_base_/models/swin_t_mmseg_vmt.py'), '--num-tasks', '0',
                    '--out', str(tmp_path)])
+    with pytest.raises(SystemExit, match='reserved'):
+        tool.main([str(REPO / 'configs/_base_/models/swin_t_mmseg_vmt.py'), '--labels',
+                   'backbone_alone', '--out', str(tmp_path)])
 
 
-def test_replot_rewrites_csv_and_png(run, tmp_path):
+def test_replot_rewrites_outputs_of_both_schema_versions(run, tmp_path):
     _, out, report = run
     tool = _load_tool()
     assert tool.main(['--replot', str(out / 'profile.json'), '--out', str(tmp_path)]) == 0
     with open(tmp_path / 'profile.csv', newline='') as f:
         assert len(list(csv.DictReader(f))) == len(report['results'])
     assert (tmp_path / 'profile.png').read_bytes()[:4] == b'\x89PNG'
+    # a version-1 report (no rounds): ratios of medians, marked as unpaired
+    old = dict(report, schema_version=1)
+    old.pop('schedule')
+    old['results'] = [{k: v for k, v in r.items() if k not in ('rounds_ms', 'backbone_rounds_ms')}
+                      for r in report['results']]
+    v1 = tmp_path / 'v1' / 'old.json'
+    v1.parent.mkdir()
+    v1.write_text(json.dumps(old))
+    assert tool.main(['--replot', str(v1)]) == 0
+    assert (v1.parent / 'old.png').is_file() and (v1.parent / 'old_ratios.csv').is_file()
+    with open(v1.parent / 'old_ratios.csv', newline='') as f:
+        assert {row['pairing'] for row in csv.DictReader(f)} == {'unpaired'}
     bad = tmp_path / 'bad.json'
     bad.write_text('{"results": []}')
     with pytest.raises(SystemExit, match='schema version'):
         tool.main(['--replot', str(bad)])
 
 
+def test_sequential_schedule_is_still_available(tmp_path):
+    report = profile(ProfileSettings(
+        configs=[('vmt', tiny_config(tmp_path))], num_tasks=[1, 2], img_size=SIZE,
+        modes=['infer'], num_classes=5, schedule='sequential', warmup=0, repeats=2,
+        min_repeats=1, backbone_alone=False, flops=False, memory='off', threads=1))
+    assert report['schedule']['kind'] == 'sequential'
+    assert all(r['latency']['n'] == 2 and r['schedule'] == 'sequential'
+               for r in report['results'])
+    (e,) = [x for x in report['summary']['paired']
+            if x['kind'] == 't_scaling' and x['quantity'] == 'latency']
+    assert e['pairing'] == 'sequential'
+
+
 def test_clone_tasks_train_and_count(tmp_path):
     """Cloned task names (beyond the config's 2 tasks) go through a training step and FLOPs."""
-    from mtdense.analysis import ProfileSettings, profile
-    cfg = tmp_path / 'tiny_vmt.py'
-    cfg.write_text(TINY_CFG.replace('{peft}', 'VMTAdapter'))
     report = profile(ProfileSettings(
-        configs=[('vmt', str(cfg))], num_tasks=[3], img_size=SIZE, modes=['train', 'count'],
-        num_classes=5, warmup=0, repeats=1, min_repeats=1, backbone_alone=False,
-        isolate='none', threads=1))
+        configs=[('vmt', tiny_config(tmp_path))], num_tasks=[3], img_size=SIZE,
+        modes=['train', 'count'], num_classes=5, warmup=0, repeats=1, min_repeats=1,
+        backbone_alone=False, isolate='none', memory='off', threads=1, optimizer='loop'))
     train, count = report['results']
     assert train['tasks'] == ['semseg', 'human_parts', 'semseg_2']
     assert train['error'] is None and train['latency']['n'] == 1
+    assert train['optimizer'] == 'loop'
     assert count['mode'] == 'count' and 'latency' not in count
     assert set(count['flops']['heads_per_task']) == {'semseg', 'human_parts', 'semseg_2'}
     # a clone's head is its base task's head: same FLOPs
     assert count['flops']['heads_per_task']['semseg_2'] == count['flops']['heads_per_task']['semseg']
 
 
-def test_cached_allocator_reaches_the_worker_and_is_recorded(tmp_path, monkeypatch):
-    """--cpu-alloc cached sets glibc's thresholds in the worker process (recorded per point);
-    it cannot apply without a worker."""
-    from mtdense.analysis import ProfileSettings, profile
-    from mtdense.analysis.profiler import CACHED_ALLOC_ENV
-    for key in CACHED_ALLOC_ENV:
-        monkeypatch.delenv(key, raising=False)
-    cfg = tmp_path / 'tiny_vmt.py'
-    cfg.write_text(TINY_CFG.replace('{peft}', 'VMTAdapter'))
+def test_isolated_memory_pass_measures_each_point_in_its_own_process(tmp_path):
     report = profile(ProfileSettings(
-        configs=[('vmt', str(cfg))], num_tasks=[1], img_size=SIZE, modes=['count'],
-        num_classes=5, backbone_alone=False, isolate='config', cpu_alloc='cached', threads=1))
+        configs=[('vmt', tiny_config(tmp_path))], num_tasks=[1], img_size=SIZE,
+        modes=['infer'], num_classes=5, warmup=0, repeats=1, min_repeats=1,
+        backbone_alone=False, flops=False, threads=1))  # memory='isolated' by default
     (rec,) = report['results']
     assert rec['error'] is None
-    assert rec['allocator_env'] == CACHED_ALLOC_ENV
+    assert rec['memory']['scope'] == 'isolated-process'
+    assert rec['memory']['peak_mb'] > 0 and rec['process'] == 'main'
+
+
+def test_cached_allocator_reaches_the_worker_and_is_recorded(tmp_path, monkeypatch):
+    """--cpu-alloc cached sets glibc's thresholds in the worker process (recorded per point);
+    it cannot apply without a worker, and 'auto' isolation picks per-config workers."""
+    from mtdense.analysis.settings import CACHED_ALLOC_ENV
+    for key in CACHED_ALLOC_ENV:
+        monkeypatch.delenv(key, raising=False)
+    cfg = tiny_config(tmp_path)
+    report = profile(ProfileSettings(
+        configs=[('vmt', cfg)], num_tasks=[1], img_size=SIZE, modes=['infer'], num_classes=5,
+        warmup=0, repeats=1, min_repeats=1, backbone_alone=False, flops=False, memory='off',
+        cpu_alloc='cached', threads=1))
+    (rec,) = report['results']
+    assert rec['error'] is None
+    assert rec['allocator_env'] == CACHED_ALLOC_ENV and rec['process'] == 'vmt'
+    assert report['schedule']['isolate'] == 'config'
     assert report['settings']['cpu_alloc'] == 'cached'
     tool = _load_tool()
     with pytest.raises(SystemExit, match="cpu_alloc='cached'"):
-        tool.main([str(cfg), '--cpu-alloc', 'cached', '--isolate', 'none', '--out', str(tmp_path)])
+        tool.main([cfg, '--cpu-alloc', 'cached', '--isolate', 'none', '--out', str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_benchmark_call_form_with_per_config_workers(tmp_path):
+    """The call the method benchmark (mtdense.benchmark) makes: one config, a persistent
+    worker per config fed in rounds, memory of each point in a fresh process."""
+    settings = dict(img_size=SIZE, batch_size=1, modes=['infer', 'train'], device='cpu',
+                    num_classes=5, flops=False, backbone_alone=False, threads=1,
+                    isolate='config', seed=0, num_tasks=[1, 2], warmup=0, repeats=2,
+                    min_repeats=2, max_seconds=2.0)
+    report = profile(ProfileSettings(configs=[('row', tiny_config(tmp_path))], **settings))
+    assert report['schedule']['isolate'] == 'config'
+    assert [(r['num_tasks'], r['mode']) for r in report['results']] == [
+        (1, 'infer'), (1, 'train'), (2, 'infer'), (2, 'train')]
+    for r in report['results']:
+        assert r['error'] is None and r['process'] == 'row'
+        assert r['latency']['n'] == 2 and r['throughput_img_s'] > 0
+        assert r['memory']['scope'] == 'isolated-process' and r['memory']['peak_mb'] > 0
+        assert r['loadavg_before'] is None or len(r['loadavg_before']) == 3
 
 
 def test_conv_seed_methods_are_profiled_with_their_backbone_alone():
     """Modulation Adapters / depthwise sharing on MobileNetV2: counted FLOPs grow with T (one
     grouped pass over the task-repeated batch), the bare timm CNN is the reference point."""
-    from mtdense.analysis import ProfileSettings, profile
     cfgs = [('mod', str(REPO / 'configs/_base_/models/mobilenetv2_modulation.py')),
             ('dws', str(REPO / 'configs/_base_/models/mobilenetv2_depthwise_sharing.py'))]
     report = profile(ProfileSettings(
