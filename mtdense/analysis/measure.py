@@ -205,11 +205,16 @@ class BackboneTimer:
             h.remove()
 
 
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def timed_iterations(step: Callable[[], None], device: str, iterations: int,
                      timer: Optional[BackboneTimer] = None) -> List[Dict[str, float]]:
     """Run ``step`` ``iterations`` times; per iteration ``wall_s``, ``cpu_s`` (this
-    process, all threads) and, with ``timer``, ``backbone_s`` (summed over the backbone
-    calls of that iteration)."""
+    process, all threads), ``minflt`` (minor page faults: fresh memory touched for the
+    first time, e.g. large buffers glibc maps anew on every call) and, with ``timer``,
+    ``backbone_s`` (summed over the backbone calls of that iteration)."""
     cuda = device.startswith('cuda')
     out: List[Dict[str, float]] = []
     for _ in range(iterations):
@@ -218,7 +223,7 @@ def timed_iterations(step: Callable[[], None], device: str, iterations: int,
             timer.active = True
         if cuda:
             torch.cuda.synchronize()
-        c0, t0 = time.process_time(), time.perf_counter()
+        f0, c0, t0 = _minor_faults(), time.process_time(), time.perf_counter()
         try:
             step()
             if cuda:
@@ -227,7 +232,7 @@ def timed_iterations(step: Callable[[], None], device: str, iterations: int,
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             if timer is not None:
                 timer.active = False
-        sample = dict(wall_s=wall, cpu_s=cpu)
+        sample = dict(wall_s=wall, cpu_s=cpu, minflt=float(_minor_faults() - f0))
         if timer is not None and timer.times:
             sample['backbone_s'] = float(sum(timer.times))
         out.append(sample)

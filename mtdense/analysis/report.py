@@ -63,9 +63,11 @@ def _ratio(a: Dict[str, Any], b: Dict[str, Any], key: str, pairing: str, seed: i
         if res is not None:
             res['pairing'] = pairing
         return res
-    med = {'rounds_ms': 'latency', 'backbone_rounds_ms': 'backbone_latency'}[key]
-    if a.get(med) and b.get(med):  # schema 1 reports: medians only, taken at different times
-        v = a[med]['median_ms'] / b[med]['median_ms']
+    med = {'rounds_ms': ('latency', 'median_ms'), 'backbone_rounds_ms': ('backbone_latency',
+           'median_ms'), 'cpu_rounds_ms': ('cpu', 'median_ms')}[key]
+    if (a.get(med[0]) or {}).get(med[1]) and (b.get(med[0]) or {}).get(med[1]):
+        # schema 1 reports: medians only, taken at different times
+        v = a[med[0]][med[1]] / b[med[0]][med[1]]
         return dict(median=v, ci95=None, p10=None, p90=None, n=None, pairing='unpaired')
     return None
 
@@ -93,7 +95,9 @@ def paired_ratios(records: List[Dict[str, Any]], schedule: str = 'interleaved',
     """Every ratio the docs quote, as medians of same-round ratios with bootstrap CIs.
 
     Kinds: ``t_scaling`` (each T against the smallest T of the config: ``throughput`` =
-    thr(T) / thr(T0) and ``latency`` = lat(T) / lat(T0)), ``backbone_part`` (time inside
+    thr(T) / thr(T0), ``latency`` = lat(T) / lat(T0) and ``cpu_time`` = this process's CPU
+    time per iteration, T against T0: the work without the waiting for a CPU a loaded
+    machine adds to the wall time), ``backbone_part`` (time inside
     ``model.backbone``, T against T0), ``vs_backbone`` (latency of each point / the bare
     backbone's), ``method`` (latency of config a / config b at the same T, for every
     pair in config order).
@@ -116,6 +120,9 @@ def paired_ratios(records: List[Dict[str, Any]], schedule: str = 'interleaved',
                     if lat is not None:
                         out.append(_entry('t_scaling', mode, rec, ref, 'latency', lat))
                         out.append(_entry('t_scaling', mode, rec, ref, 'throughput', _invert(lat)))
+                    cpu = _ratio(rec, ref, 'cpu_rounds_ms', pairing, seed)
+                    if cpu is not None:
+                        out.append(_entry('t_scaling', mode, rec, ref, 'cpu_time', cpu))
                     bb = _ratio(rec, ref, 'backbone_rounds_ms', pairing, seed)
                     if bb is not None:
                         out.append(_entry('backbone_part', mode, rec, ref, 'latency', bb))

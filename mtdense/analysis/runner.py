@@ -294,6 +294,11 @@ def _unit_record(rec: Dict[str, Any], u: _Unit, rounds: int, batch_size: int) ->
             rec['backbone_rounds_ms'] = [None if v is None else 1000.0 * v
                                          for v in round_values(u.samples, rounds, 'backbone_s')]
         rec['cpu'] = cpu_stats(wall, [x['cpu_s'] for x in u.samples])
+        rec['cpu_rounds_ms'] = [None if v is None else 1000.0 * v
+                                for v in round_values(u.samples, rounds, 'cpu_s')]
+        faults = sorted(x['minflt'] for x in u.samples if 'minflt' in x)
+        if faults:
+            rec['page_faults'] = dict(median=faults[len(faults) // 2], max=faults[-1])
         rec['loadavg_1m'] = load_stats([x[0] if x else None for x in u.loads])
         rec['loadavg_before'], rec['loadavg_after'] = u.loads[0], u.load_end
     if u.memory is not None:

@@ -17,7 +17,8 @@ CSV_COLUMNS = [
     'channels_last', 'compile', 'threads', 'allocator_env', 'schedule', 'infer_forward',
     'optimizer', 'throughput_img_s', 'latency_median_ms', 'latency_p10_ms', 'latency_p90_ms',
     'latency_iqr_ms', 'latency_n', 'backbone_latency_median_ms', 'cpu_median_ms',
-    'cpu_util_median', 'contended', 'loadavg_1m_median', 'peak_mem_mb', 'peak_mem_increase_mb',
+    'cpu_util_median', 'contended', 'page_faults_median', 'loadavg_1m_median', 'peak_mem_mb',
+    'peak_mem_increase_mb',
     'mem_method', 'mem_scope', 'gflops_total', 'gflops_backbone', 'gflops_heads', 'gflops_other',
     'params_total', 'params_trainable', 'params_backbone_trainable', 'params_heads_trainable',
     'error',
@@ -41,6 +42,7 @@ def _csv_row(r: Dict[str, Any]) -> Dict[str, Any]:
         latency_p90_ms=lat.get('p90_ms'), latency_iqr_ms=lat.get('iqr_ms'), latency_n=lat.get('n'),
         backbone_latency_median_ms=bl.get('median_ms'), cpu_median_ms=cpu.get('median_ms'),
         cpu_util_median=cpu.get('util_median'), contended=cpu.get('contended'),
+        page_faults_median=(r.get('page_faults') or {}).get('median'),
         loadavg_1m_median=load.get('median'), peak_mem_mb=mem.get('peak_mb'),
         peak_mem_increase_mb=mem.get('increase_mb'), mem_method=mem.get('method'),
         mem_scope=mem.get('scope'), gflops_total=g('total'), gflops_backbone=g('backbone'),
@@ -101,21 +103,21 @@ def _ci(e: Optional[Dict[str, Any]]) -> str:
 
 
 def _points_table(records: Sequence[Dict[str, Any]]) -> List[str]:
-    lines = ['| config | T | mode | img/s | median ms [p10, p90] | backbone ms | cpu/wall | '
-             'load 1m | peak MB (+incr) | GFLOPs bb / heads | trainable params |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['| config | T | mode | img/s | median ms [p10, p90] | backbone ms | cpu ms | cpu/wall '
+             '| faults | load 1m | peak MB (+incr) | GFLOPs bb / heads | trainable params |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in records:
         t = r['num_tasks'] if r['num_tasks'] is not None else '-'
         if r.get('error'):
             lines.append(f"| {r['label']} | {t} | {r['mode']} | error: {r['error']} |"
-                         ' | | | | | | |')
+                         ' | | | | | | | | |')
             continue
         fl = r.get('flops')
         flops = f"{fl['backbone'] / 1e9:.3f} / {fl['heads'] / 1e9:.3f}" if fl else '-'
         params = (r.get('params') or {}).get('trainable', '-')
         if 'latency' not in r:  # count mode
-            lines.append(f"| {r['label']} | {t} | {r['mode']} | - | - | - | - | - | - | {flops} "
-                         f'| {params} |')
+            lines.append(f"| {r['label']} | {t} | {r['mode']} | - | - | - | - | - | - | - | - "
+                         f'| {flops} | {params} |')
             continue
         lat, mem, bb = r['latency'], r.get('memory') or {}, r.get('backbone_latency')
         cpu, load = r.get('cpu') or {}, r.get('loadavg_1m') or {}
@@ -126,7 +128,10 @@ def _points_table(records: Sequence[Dict[str, Any]]) -> List[str]:
         cells = [r['label'], t, r['mode'], f"{r['throughput_img_s']:.2f}",
                  f"{lat['median_ms']:.1f} [{lat['p10_ms']:.1f}, {lat['p90_ms']:.1f}]",
                  f"{bb['median_ms']:.1f}" if bb else '-',
+                 f"{cpu['median_ms']:.1f}" if cpu.get('median_ms') else '-',
                  (f'{util:.2f}' + (' contended' if cpu.get('contended') else '')) if util else '-',
+                 f"{(r.get('page_faults') or {}).get('median', '-'):.0f}"
+                 if r.get('page_faults') else '-',
                  f"{load['median']:.1f}" if load else '-', peak_s, flops, params]
         lines.append('| ' + ' | '.join(str(c) for c in cells) + ' |')
     return lines
@@ -140,13 +145,16 @@ def format_summary(report: Dict[str, Any]) -> str:
     scaling = [e for e in paired if e['kind'] == 't_scaling' and e['quantity'] == 'throughput']
     if scaling:
         lines += ['', '| config | mode | T | throughput vs T=T0: median [95% CI] | p10..p90 of '
-                  'rounds | backbone time vs T0 | n |', '|---|---|---|---|---|---|---|']
+                  'rounds | CPU time(T) / CPU time(T0) | backbone time(T) / (T0) | n |',
+                  '|---|---|---|---|---|---|---|---|']
         for e in scaling:
             bb = find_ratio(paired, 'backbone_part', e['mode'], e['label'], e['num_tasks'])
+            cpu = find_ratio(paired, 't_scaling', e['mode'], e['label'], e['num_tasks'],
+                             'cpu_time')
             spread = (f"{e['p10']:.3f}..{e['p90']:.3f}" if e.get('p10') is not None else '-')
             lines.append(f"| {e['label']} | {e['mode']} | {e['num_tasks']} (T0="
-                         f"{e['reference']['num_tasks']}) | {_ci(e)} | {spread} | {_ci(bb)} | "
-                         f"{e.get('n') or '-'} |")
+                         f"{e['reference']['num_tasks']}) | {_ci(e)} | {spread} | {_ci(cpu)} | "
+                         f"{_ci(bb)} | {e.get('n') or '-'} |")
     alone = [e for e in paired if e['kind'] == 'vs_backbone']
     if alone:
         lines += ['', '| config | T | latency / backbone alone: median [95% CI] |', '|---|---|---|']

@@ -98,7 +98,8 @@ def test_outputs_and_schema(run):
         assert r['error'] is None, r['error']
         for key in ('label', 'method', 'num_tasks', 'tasks', 'mode', 'img_size', 'batch_size',
                     'latency', 'throughput_img_s', 'memory', 'flops', 'params', 'rounds_ms',
-                    'cpu', 'loadavg_1m', 'schedule', 'threads', 'allocator_env'):
+                    'cpu', 'cpu_rounds_ms', 'page_faults', 'loadavg_1m', 'schedule', 'threads',
+                    'allocator_env'):
             assert key in r, key
         assert r['latency']['n'] == ROUNDS and len(r['rounds_ms']) == ROUNDS
         assert all(isinstance(v, float) and v > 0 for v in r['rounds_ms'])
@@ -138,14 +139,16 @@ def test_paired_ratios_are_medians_of_same_round_ratios(run):
     # T=2 vs T=1 for 3 configs x 2 modes; the backbone split for the inference points;
     # 3 configs x 2 T against the bare backbone; 3 pairs of configs x 2 T x 2 modes
     assert len(kinds[('t_scaling', 'latency')]) == len(kinds[('t_scaling', 'throughput')]) == 6
+    assert len(kinds[('t_scaling', 'cpu_time')]) == 6
     assert len(kinds[('backbone_part', 'latency')]) == 3
     assert len(kinds[('vs_backbone', 'latency')]) == 6
     assert len(kinds[('method', 'latency')]) == 12
     # recomputed from the recorded rounds
-    for e in kinds[('t_scaling', 'latency')] + kinds[('method', 'latency')]:
-        a = _rec(report, e['label'], e['num_tasks'], e['mode'])['rounds_ms']
-        b = _rec(report, e['reference']['label'], e['reference']['num_tasks'],
-                 e['mode'])['rounds_ms']
+    for e in kinds[('t_scaling', 'latency')] + kinds[('method', 'latency')] + \
+            kinds[('t_scaling', 'cpu_time')]:
+        key = 'cpu_rounds_ms' if e['quantity'] == 'cpu_time' else 'rounds_ms'
+        a = _rec(report, e['label'], e['num_tasks'], e['mode'])[key]
+        b = _rec(report, e['reference']['label'], e['reference']['num_tasks'], e['mode'])[key]
         assert e['median'] == pytest.approx(statistics.median(x / y for x, y in zip(a, b)))
     for e in kinds[('t_scaling', 'throughput')]:
         lat = next(x for x in kinds[('t_scaling', 'latency')]
@@ -260,7 +263,8 @@ def test_replot_rewrites_outputs_of_both_schema_versions(run, tmp_path):
     # a version-1 report (no rounds): ratios of medians, marked as unpaired
     old = dict(report, schema_version=1)
     old.pop('schedule')
-    old['results'] = [{k: v for k, v in r.items() if k not in ('rounds_ms', 'backbone_rounds_ms')}
+    old['results'] = [{k: v for k, v in r.items()
+                       if k not in ('rounds_ms', 'backbone_rounds_ms', 'cpu_rounds_ms')}
                       for r in report['results']]
     v1 = tmp_path / 'v1' / 'old.json'
     v1.parent.mkdir()
