@@ -52,6 +52,51 @@ def _check_init_cfg(init_cfg, where: str) -> None:
                                     'exist')
 
 
+def _channels_last_copy(x: Tensor) -> Tensor:
+    """``x`` (N, C, H, W) as a channels-last tensor, transposed 8 channels at a time: the
+    one-shot copy is several times slower on CPU for power-of-two plane sizes (every
+    channel plane maps to the same cache sets)."""
+    if x.shape[1] <= 8:
+        return x.contiguous(memory_format=torch.channels_last)
+    parts = [x[:, i:i + 8].permute(0, 2, 3, 1) for i in range(0, x.shape[1], 8)]
+    return torch.cat(parts, dim=3).permute(0, 3, 1, 2)
+
+
+class _ChannelsLastUpsample(torch.autograd.Function):
+    """Bilinear upsampling of a channels-last map whose backward runs on a channels-last
+    gradient. The losses hand back NCHW gradients, and the CPU backward kernel on those
+    took 8.7 ms for 64 channels at 128 px against 1.1 ms for conversion plus backward;
+    forward and gradient values are the same (same kernels)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, size, align_corners: bool) -> Tensor:
+        ctx.in_shape, ctx.size, ctx.align_corners = list(x.shape), list(size), align_corners
+        return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=align_corners)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        if not grad.is_contiguous(memory_format=torch.channels_last):
+            grad = _channels_last_copy(grad)
+        return torch.ops.aten.upsample_bilinear2d_backward(
+            grad, ctx.size, ctx.in_shape, ctx.align_corners, None, None), None, None
+
+
+def _autocast_on() -> bool:
+    try:
+        return torch.is_autocast_enabled('cpu')
+    except TypeError:  # pragma: no cover - torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+def _upsample(x: Tensor, size, align_corners: bool) -> Tensor:
+    """``F.interpolate(x, size, 'bilinear')``; with autograd on a CPU channels-last map
+    (the task-batched heads' outputs), through :class:`_ChannelsLastUpsample`."""
+    if (x.requires_grad and torch.is_grad_enabled() and x.device.type == 'cpu'
+            and x.is_contiguous(memory_format=torch.channels_last) and not _autocast_on()):
+        return _ChannelsLastUpsample.apply(x, tuple(size), align_corners)
+    return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=align_corners)
+
+
 @MODELS.register_module()
 class MultiTaskDenseModel(BaseModel):
     """One backbone pass, one head per task.
@@ -290,14 +335,13 @@ class MultiTaskDenseModel(BaseModel):
         if len({tuple(outs[i].shape[2:]) for i in todo}) == 1 and len(todo) > 1:
             widths = [outs[i].shape[1] for i in todo]
             joint = torch.cat([outs[i] for i in todo], dim=1)
-            joint = F.interpolate(joint.contiguous(memory_format=torch.channels_last), size=size,
-                                  mode='bilinear', align_corners=self.align_corners)
+            joint = _upsample(joint.contiguous(memory_format=torch.channels_last), size,
+                              self.align_corners)
             for i, part in zip(todo, joint.split(widths, dim=1)):
                 outs[i] = part
             return outs
         for i in todo:
-            outs[i] = F.interpolate(outs[i], size=size, mode='bilinear',
-                                    align_corners=self.align_corners)
+            outs[i] = _upsample(outs[i], size, self.align_corners)
         return outs
 
     def _activate_depth(self, x: Tensor) -> Tensor:
