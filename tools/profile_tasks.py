@@ -140,7 +140,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise SystemExit(f'profile_tasks: {exc}')
 
-    report = profile(settings)
+    import contextlib
+    # libraries print while models are built (mmseg: "No pre-trained weights ..."): keep
+    # stdout for the summary tables
+    with contextlib.redirect_stdout(sys.stderr):
+        report = profile(settings)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(report, str(out / f'{args.name}.json'))

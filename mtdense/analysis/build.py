@@ -347,6 +347,20 @@ class Point:
                 model.train_step(data, optim)
         return step
 
+    def resident_bytes(self) -> int:
+        """Bytes of the model's parameters and buffers and of the optimiser state."""
+        seen, total = set(), 0
+        tensors = list(self.model.parameters()) + list(self.model.buffers())
+        if self._optim is not None:
+            for state in self._optim.optimizer.state.values():
+                tensors += [v for v in state.values() if torch.is_tensor(v)]
+        for t in tensors:
+            key = (t.device, t.data_ptr())
+            if key not in seen:
+                seen.add(key)
+                total += t.numel() * t.element_size()
+        return total
+
     def close(self) -> None:
         """Drop the model, optimiser state and steps."""
         self._steps.clear()

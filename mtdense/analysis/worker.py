@@ -96,7 +96,10 @@ class LocalHost:
         return timed_iterations(point.step(mode), self.s['device'], int(iterations), timer)
 
     def memory(self, uid: str, iterations: int) -> Dict[str, Any]:
-        """Peak memory over ``iterations`` iterations after one untimed one."""
+        """Peak memory over ``iterations`` iterations after one untimed one; with it the
+        point's resident tensors (weights, buffers, optimiser state) and, on CUDA, where
+        allocations are counted per tensor, ``own_peak_mb`` = resident + increase: the
+        point's own peak even with other models in the process."""
         from .measure import PeakMemory
         pid, mode, point = self._unit(uid)
         step = point.step(mode)
@@ -105,7 +108,11 @@ class LocalHost:
         with PeakMemory(self.s['device']) as mem:
             for _ in range(int(iterations)):
                 step()
-        return dict(peak_mb=mem.peak_mb, increase_mb=mem.increase_mb, method=mem.method)
+        out = dict(peak_mb=mem.peak_mb, increase_mb=mem.increase_mb, method=mem.method,
+                   resident_mb=point.resident_bytes() / 2 ** 20)
+        if mem.method == 'cuda_max_allocated':
+            out['own_peak_mb'] = out['resident_mb'] + mem.increase_mb
+        return out
 
     def close(self) -> None:
         for timer in self.timers.values():

@@ -317,6 +317,9 @@ def test_isolated_memory_pass_measures_each_point_in_its_own_process(tmp_path):
     assert rec['error'] is None
     assert rec['memory']['scope'] == 'isolated-process'
     assert rec['memory']['peak_mb'] > 0 and rec['process'] == 'main'
+    # weights + buffers of the tiny model, no optimiser state in inference
+    assert 0 < rec['memory']['resident_mb'] < rec['memory']['peak_mb']
+    assert 'own_peak_mb' not in rec['memory']  # CUDA only
 
 
 def test_cached_allocator_reaches_the_worker_and_is_recorded(tmp_path, monkeypatch):
