@@ -1,7 +1,28 @@
 """mtdense: parameter-efficient multi-task dense scene understanding."""
 import os.path as osp
 
+import os
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithConfigs(build_py):
+    """Ship the config zoo inside the package (``mtdense/.mim/configs``, as OpenMMLab's mim
+    does), so that wheels resolve configs by name from any directory. Editable installs read
+    the checkout's ``configs/`` directly."""
+
+    def run(self):
+        super().run()
+        here = osp.dirname(osp.abspath(__file__))
+        src = osp.join(here, 'configs')
+        dst = osp.join(self.build_lib, 'mtdense', '.mim', 'configs')
+        if osp.isdir(src):
+            if osp.isdir(dst):
+                shutil.rmtree(dst)
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+            os.makedirs(dst, exist_ok=True)
 
 
 def read_requirements(path: str = 'requirements.txt'):
@@ -27,4 +48,7 @@ setup(
         # ancient torch, so tools/install_mobilenet_weights.sh installs it with --no-deps.
     },
     include_package_data=True,
+    cmdclass={'build_py': BuildPyWithConfigs},
+    entry_points={'console_scripts': ['mtdense = mtdense.cli:main']},
+    license='Apache-2.0',
 )

@@ -34,7 +34,7 @@ def shrink(cfg: Config, data_root: str, work_dir: str, iters: int = 1) -> Config
         neck = backbone.get('neck')
         if neck and 'in_channels' in neck:  # a ViT's pyramid neck reads the tiny width
             neck['in_channels'] = [16] * len(neck['in_channels'])
-    elif backbone.get('type') != 'ConvMultiTaskBackbone':
+    elif backbone.get('type') not in ('ConvMultiTaskBackbone', 'TimmCNNBaseline'):  # already small
         raise KeyError(f'{cfg.filename}: no tiny settings for backbone {host.get("type")!r}')
     drop_pretrained_paths(cfg.model)
     heads = cfg.model.get('heads', {})

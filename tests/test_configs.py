@@ -13,6 +13,7 @@ import mtdense  # noqa: F401,I001  (mmcv.ops stand-in before mmseg imports)
 import pytest
 from mmengine.config import Config
 
+from mtdense.benchmark.compose import compose, load_row
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
 from smoke import dataset_type, shrink
@@ -47,10 +48,19 @@ def test_fragment_parses(path):
     assert Config.fromfile(str(ROOT / path)).filename.endswith(path)
 
 
+def load_experiment(path: str) -> Config:
+    """The config a user runs from ``path``: a benchmark method row (a file with a
+    ``benchmark`` dict) runs composed with its family's protocol, as the benchmark runs it."""
+    cfg = Config.fromfile(str(ROOT / path))
+    if 'benchmark' in cfg:
+        cfg = compose(load_row(str(ROOT / path)))
+    return cfg
+
+
 @pytest.mark.parametrize('path', EXPERIMENTS)
 def test_config_trains_one_iteration_and_evaluates(path, fixture_trees, tmp_path):
     register_all_modules()
-    cfg = Config.fromfile(str(ROOT / path))
+    cfg = load_experiment(path)
     shrink(cfg, fixture_trees[dataset_type(cfg)], str(tmp_path))
     runner = build_runner(cfg)
     runner.train()  # 1 iteration, then validation (val_interval = 1)

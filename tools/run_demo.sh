@@ -24,8 +24,27 @@ METHODS=${METHODS:-"vmt vmt_wide decoder_only single_task_ft"}
 mkdir -p "$DEMO_DIR"
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
+# "stage N/5" with an ETA from the share of the reference run (7 min, 2 idle cores) done when
+# stage N starts: a rough guide, printed with "~"
+SHARE=(0 0 4 30 90 92)
+stage() {
+  local n=$1 el=$(( $(date +%s) - start )) eta=""; shift
+  [ "${SHARE[$n]}" -gt 0 ] && eta=", ~$(( el * (100 - SHARE[n]) / SHARE[n] )) s to go"
+  echo "[stage $n/5, $el s$eta] $*"
+}
+# training with the Runner's own progress: the latest "Iter(train) [k/N]" of its log, every 20 s
+train_logged() {
+  local log=$1 name=$2; shift 2
+  "$@" > "$log" 2>&1 & local pid=$!
+  while kill -0 "$pid" 2> /dev/null; do
+    sleep 20
+    local it; it=$(grep -o 'Iter(train) \[ *[0-9]*/[0-9]*\]' "$log" | tail -1 | tr -d ' ' || true)
+    [ -n "$it" ] && echo "    $name: ${it#Iter(train)}"
+  done
+  wait "$pid" || { echo "$name failed: see $log" >&2; return 1; }
+}
 
-stamp "1. synthetic scenes -> $DATA"
+stage 1 "synthetic scenes -> $DATA"
 $PY tools/make_synthetic.py --num "$NUM" --size 96 128 --seed 0 --out "$DATA" --workers 2 --quiet
 $PY tools/browse_dataset.py configs/_base_/datasets/synthetic.py --data-root "$DATA" \
     --split train --num 6 --out "$DEMO_DIR/browse" > /dev/null
@@ -39,20 +58,20 @@ train_dataloader.dataset.data_root=$DATA val_dataloader.dataset.data_root=$DATA 
 test_dataloader.dataset.data_root=$DATA"
 }
 
-stamp "2. upstream backbone: full multi-task training on semseg + depth ($UPSTREAM_ITERS iters)"
-$PY tools/train.py configs/demo/upstream_full_ft.py --work-dir "$DEMO_DIR/upstream" \
-    --cfg-options $(sched "$UPSTREAM_ITERS") > "$DEMO_DIR/upstream.log" 2>&1
+stage 2 "upstream backbone: full multi-task training on semseg + depth ($UPSTREAM_ITERS iters)"
+train_logged "$DEMO_DIR/upstream.log" upstream $PY tools/train.py configs/demo/upstream_full_ft.py \
+    --work-dir "$DEMO_DIR/upstream" --cfg-options $(sched "$UPSTREAM_ITERS")
 $PY tools/extract_backbone.py "$DEMO_DIR/upstream/iter_$UPSTREAM_ITERS.pth" \
     --out "$DEMO_DIR/upstream_backbone.pth"
 
 run_method() {  # train, test and count one method; results in $DEMO_DIR/$1
   local m=$1 ckpt_opt="model.backbone.checkpoint=$DEMO_DIR/upstream_backbone.pth" show=()
-  stamp "3. $m on all five tasks, frozen upstream backbone ($ITERS iters)"
-  $PY tools/train.py "configs/demo/$m.py" --work-dir "$DEMO_DIR/$m" \
-      --cfg-options $ckpt_opt $(sched "$ITERS") > "$DEMO_DIR/$m.log" 2>&1
+  stage 3 "$m on all five tasks, frozen upstream backbone ($ITERS iters)"
+  train_logged "$DEMO_DIR/$m.log" "$m" $PY tools/train.py "configs/demo/$m.py" \
+      --work-dir "$DEMO_DIR/$m" --cfg-options $ckpt_opt $(sched "$ITERS")
   [ "$m" = vmt ] && show=(--show-dir "$DEMO_DIR/panels_vmt" --show-num 6)
   $PY tools/test.py "configs/demo/$m.py" "$DEMO_DIR/$m/iter_$ITERS.pth" \
-      --work-dir "$DEMO_DIR/$m" --out "$DEMO_DIR/$m/metrics.json" "${show[@]}" \
+      --work-dir "$DEMO_DIR/$m" --metrics-out "$DEMO_DIR/$m/metrics.json" "${show[@]}" \
       --cfg-options $ckpt_opt $(sched "$ITERS") > "$DEMO_DIR/$m.test.log" 2>&1
   $PY tools/analyze_params.py "configs/demo/$m.py" --cfg-options $ckpt_opt --json - \
       2>/dev/null | $PY -c "import json,sys; print(json.load(sys.stdin)['trainable'])" \
@@ -80,11 +99,11 @@ for m in $METHODS; do
   [ "$m" = single_task_ft ] || runs+=(--run "$m=$DEMO_DIR/$m/metrics.json")
 done
 
-stamp "4. results (Δm vs single-task fine-tuning of the same upstream backbone)"
+stage 4 "results (Δm vs single-task fine-tuning of the same upstream backbone)"
 $PY tools/demo_report.py --baseline "single_task_ft=$DEMO_DIR/single_task_ft/metrics.json" \
     "${runs[@]}" "${params[@]}" --baselines-out "$DEMO_DIR/baselines_single_task.json" \
     --out "$DEMO_DIR/report.md"
-stamp "5. cost versus the number of tasks (Swin-T, 128 px, T = 1 2 4; tools/profile_tasks.py)"
+stage 5 "cost versus the number of tasks (Swin-T, 128 px, T = 1 2 4; tools/profile_tasks.py)"
 M=configs/_base_/models
 $PY tools/profile_tasks.py "$M/swin_t_mmseg_vmt.py" "$M/swin_t_mmseg_per_task_adapter.py" \
     "$M/swin_t_mmseg_full_ft.py" --labels VMT PerTaskAdapter FullFT --num-tasks 1 2 4 \

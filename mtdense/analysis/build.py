@@ -116,12 +116,11 @@ def make_train_data(tasks: Sequence[str], num_classes: Dict[str, int], batch_siz
                     img_size: int, seed: int) -> Dict[str, Any]:
     """A packed batch like ``PackMultiTaskInputs`` + ``pseudo_collate`` gives, random targets.
 
-    Formats (docs/architecture.md): uint8 (3, H, W) RGB images; seg labels int64
-    (1, H, W) in [0, C); saliency int64 {0, 1}; normals float32 unit (3, H, W);
-    depth float32 metres > 0 (1, H, W).
+    Targets: each task's :meth:`~mtdense.tasks.BaseTask.random_target` (valid values in the
+    packed layout of docs/architecture.md); uint8 (3, H, W) RGB images.
     """
     from mtdense.structures import MultiTaskDataSample
-    from mtdense.tasks import get_task_spec
+    from mtdense.tasks import get_task
     g = torch.Generator().manual_seed(seed)
     h = w = img_size
     inputs, samples = [], []
@@ -130,17 +129,7 @@ def make_train_data(tasks: Sequence[str], num_classes: Dict[str, int], batch_siz
         s = MultiTaskDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
                                               img_path=f'random_{i}.png', tasks=list(tasks)))
         for t in tasks:
-            spec = get_task_spec(t)
-            if spec.kind in ('seg', 'binary'):
-                classes = spec.out_channels(num_classes.get(t)) if spec.kind == 'seg' else 2
-                s.set_gt(t, torch.randint(0, classes, (1, h, w), generator=g))
-            elif spec.kind == 'normals':
-                n = torch.randn(3, h, w, generator=g)
-                s.set_gt(t, n / n.norm(dim=0, keepdim=True).clamp(min=1e-6))
-            elif spec.kind == 'depth':
-                s.set_gt(t, 0.5 + 9.5 * torch.rand(1, h, w, generator=g))
-            else:  # pragma: no cover - closed set of kinds
-                raise ValueError(f'make_train_data: unknown task kind {spec.kind!r} of {t!r}')
+            s.set_gt(t, get_task(t).random_target(h, w, g, num_classes.get(t)))
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
 

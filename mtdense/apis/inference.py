@@ -28,8 +28,10 @@ from mmcv.transforms import BaseTransform, Compose
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
+from mtdense.datasets.transforms import LoadMultiTaskImageFromArray  # noqa: F401  (re-export)
 from mtdense.registry import DATASETS, MODELS, TRANSFORMS
-from mtdense.tasks import get_task_spec
+from mtdense.structures import prediction_to_numpy  # noqa: F401  (re-export)
+from mtdense.tasks import get_task
 
 __all__ = ['LoadMultiTaskImageFromArray', 'init_model', 'inference_model',
            'build_inference_pipeline', 'dataset_meta_from_config', 'prediction_to_numpy']
@@ -39,29 +41,6 @@ ImageInput = Union[str, os.PathLike, np.ndarray]
 # Transforms that read ground truth: not part of an inference pipeline.
 ANNOTATION_TRANSFORMS = ('LoadMultiTaskAnnotations',)
 IMAGE_LOADERS = ('LoadMultiTaskImage',)
-
-
-@TRANSFORMS.register_module()
-class LoadMultiTaskImageFromArray(BaseTransform):
-    """In-memory counterpart of ``LoadMultiTaskImage``: ``results['img']`` is an RGB array.
-
-    Checks the array (RGB uint8 (H, W, 3)) and sets ``img_shape``/``ori_shape``;
-    ``img_path`` is set to None unless given.
-    """
-
-    def transform(self, results: dict) -> dict:
-        img = results.get('img')
-        if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
-                and img.shape[2] == 3 and min(img.shape[:2]) > 0):
-            raise ValueError('LoadMultiTaskImageFromArray: expected an RGB uint8 (H, W, 3) numpy '
-                             'array with H, W > 0, got '
-                             f'{getattr(img, "dtype", type(img).__name__)} '
-                             f'{getattr(img, "shape", "")}')
-        results['img'] = np.ascontiguousarray(img)
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        results.setdefault('img_path', None)
-        return results
 
 
 def _load_config(config: Union[str, os.PathLike, Config],
@@ -163,7 +142,7 @@ def fill_num_classes(cfg: Config, dataset_meta: Dict[str, Any]) -> None:
     model = cfg.model
     if model.get('num_classes') is not None:
         return
-    needs = [t for t in model.get('tasks', []) if get_task_spec(t).num_channels is None]
+    needs = [t for t in model.get('tasks', []) if get_task(t).num_channels is None]
     if not needs:
         return
     classes = dataset_meta.get('classes')
@@ -222,17 +201,6 @@ def init_model(config: Union[str, os.PathLike, Config],
     model.to(device)
     model.eval()
     return model
-
-
-def prediction_to_numpy(data_sample, tasks: Sequence[str]) -> Dict[str, np.ndarray]:
-    """``{task: array}`` from a predicted data sample: labels (H, W) int64, saliency
-    (H, W) float32 probability, normals (H, W, 3) float32, depth (H, W) float32 metres."""
-    out: Dict[str, np.ndarray] = {}
-    for task in tasks:
-        data = data_sample.get_pred(task).data.detach().cpu()
-        arr = data.numpy()
-        out[task] = arr.transpose(1, 2, 0) if arr.shape[0] == 3 else arr[0]
-    return out
 
 
 def prepare_image(img: ImageInput, index: int, pipelines: Dict[bool, Compose]) -> dict:

@@ -23,6 +23,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from mtdense.structures import compact_raw  # noqa: F401  (also exported here)
+
 from .inference import (ImageInput, build_inference_pipeline, init_model, predict_prepared,
                         prediction_to_numpy, prepare_image)
 
@@ -61,17 +63,6 @@ def list_inputs(inputs: Inputs) -> List[Tuple[str, ImageInput]]:
             raise ValueError(f'{seen[name]} and {img} would both be written as {name}.png; '
                              'rename one of them')
         seen[name] = img
-    return out
-
-
-def compact_raw(preds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Raw outputs for storage: integer labels as uint8 (uint16 beyond 255), maps float16."""
-    out = {}
-    for task, arr in preds.items():
-        if np.issubdtype(arr.dtype, np.integer):
-            out[task] = arr.astype(np.uint8 if arr.max(initial=0) < 256 else np.uint16)
-        else:
-            out[task] = arr.astype(np.float16)
     return out
 
 

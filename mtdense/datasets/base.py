@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.dataset import BaseDataset
 
-from mtdense.tasks import IGNORE_INDEX, check_tasks
+from mtdense.tasks import IGNORE_INDEX, check_tasks, get_task, registered_tasks
 
 from .io import DataFileError, decode, decode_ann
 
@@ -62,6 +62,8 @@ class BaseMultiTaskDataset(BaseDataset):
     """
 
     AVAILABLE_TASKS: Tuple[str, ...] = ()
+    #: tasks read when ``tasks=None`` (None: all of :attr:`AVAILABLE_TASKS`)
+    DEFAULT_TASKS: Optional[Tuple[str, ...]] = None
     #: split file relative to ``data_root``; ``{split}`` is replaced by the split name
     SPLIT_FILE: str = ''
 
@@ -93,7 +95,9 @@ class BaseMultiTaskDataset(BaseDataset):
         # set early (mmengine sets it again) so metainfo hooks can read dataset files
         self.data_root = data_root
         available = self.available_tasks
-        self.tasks: List[str] = check_tasks(available if tasks is None else tasks,
+        # default: the dataset's own tasks; tasks found on disk by their layout when asked for
+        default = self.AVAILABLE_TASKS if self.DEFAULT_TASKS is None else self.DEFAULT_TASKS
+        self.tasks: List[str] = check_tasks(default if tasks is None else tasks,
                                             allowed=available, where=f'{name}(tasks=...)')
         metainfo = dict(self._dataset_metainfo(),
                         tasks=list(self.tasks),
@@ -130,8 +134,21 @@ class BaseMultiTaskDataset(BaseDataset):
     # ------------------------------------------------------------------ hooks
     @property
     def available_tasks(self) -> Tuple[str, ...]:
-        """Tasks this dataset can provide."""
-        return tuple(self.AVAILABLE_TASKS)
+        """Tasks this dataset can provide: its own, plus every registered task with a
+        ``default_layout`` whose folder exists under ``data_root`` (a task of your own)."""
+        extra = []
+        for name in registered_tasks():
+            layout = get_task(name).default_layout
+            if (name not in self.AVAILABLE_TASKS and layout is not None
+                    and os.path.isdir(os.path.join(self.data_root, layout[0]))):
+                extra.append(name)
+        return tuple(self.AVAILABLE_TASKS) + tuple(extra)
+
+    def generic_entry(self, task: str, img_id: str) -> Dict[str, Any]:
+        """``<data_root>/<folder>/<id><suffix>`` read by the task's ``default_layout`` decoder."""
+        folder, suffix, decoder = get_task(task).default_layout
+        return dict(path=os.path.join(self.data_root, folder, f'{img_id}{suffix}'),
+                    decoder=decoder)
 
     def _dataset_metainfo(self) -> Dict[str, Any]:
         """Dataset-level metainfo (``classes``, ``palette``, ...); class METAINFO by default."""
@@ -190,7 +207,8 @@ class BaseMultiTaskDataset(BaseDataset):
                                     f'{self.split!r}) not found')
             ann_info = {}
             for task in self.tasks:
-                entry = self.ann_entry(task, img_id)
+                entry = (self.ann_entry(task, img_id) if task in self.AVAILABLE_TASKS
+                         else self.generic_entry(task, img_id))
                 for key in self._file_keys(entry):
                     f = entry[key]
                     if f is not None and not os.path.isfile(f):

@@ -26,9 +26,8 @@ from .io import DataFileError, decode_ann
 LEVELS = ('off', 'sample', 'full')
 #: samples fully decoded by the 'sample' level
 SAMPLE_DECODES = 8
-#: median depth above which values look like millimetres
-MAX_MEDIAN_DEPTH_M = 100.0
-_PNG_DECODERS = ('label_png', 'label_png_minus1', 'parts_png', 'saliency_png', 'normals_png')
+_PNG_DECODERS = ('label_png', 'label_png_minus1', 'parts_png', 'saliency_png', 'normals_png',
+                 'edge_png')
 
 
 @dataclass
@@ -111,6 +110,16 @@ def header_issues(entry: Dict[str, Any], hw: Tuple[int, int]) -> List[str]:
             problems.append(f'array shape {shape}, expected {want} (its image is {hw})')
         if not np.issubdtype(dtype, np.floating):
             problems.append(f'dtype {dtype}, expected a float array')
+    elif decoder == 'edge_npy':
+        shape, _ = _npy_header(path)
+        if shape != hw:
+            problems.append(f'array shape {shape}, expected {hw} (its image)')
+    elif decoder == 'edge_labelmap_mat':
+        found = _mat_vars(path).get('LabelMap')
+        if found is None:
+            problems.append('no "LabelMap" variable (the edges are computed from it)')
+        elif found != hw:
+            problems.append(f'LabelMap size {found} differs from the image {hw}')
     elif decoder == 'pascal_parts_mat':
         if 'anno' not in _mat_vars(path):
             problems.append('no struct "anno" (not a Pascal-Part annotation)')
@@ -151,38 +160,9 @@ def check_headers(infos: Sequence[Dict[str, Any]], report: CheckReport,
 
 
 # ------------------------------------------------------------------ decoding
-def unit_warnings(task_kind: str, arr: np.ndarray) -> List[str]:
-    """Plausibility of decoded depth / normals values (warnings, not errors)."""
-    out = []
-    if task_kind == 'depth':
-        valid = arr[arr > 0]
-        if valid.size and float(np.median(valid)) > MAX_MEDIAN_DEPTH_M:
-            out.append(f'median depth {float(np.median(valid)):.1f} > {MAX_MEDIAN_DEPTH_M:g}: '
-                       'values look like millimetres, mtdense expects metres')
-    return out
-
-
-def raw_normals_warnings(path: str) -> List[str]:
-    """Warnings on a raw ``.npy`` normals file (before the decoder renormalises it)."""
-    arr = np.load(path, allow_pickle=False)
-    valid = np.any(arr != 0, axis=-1)
-    if not valid.any():
-        return []
-    v = arr[valid].astype(np.float64)
-    out = []
-    norm = np.linalg.norm(v, axis=-1)
-    if np.abs(norm - 1).mean() > 0.05:
-        out.append(f'normals are not unit vectors (mean length {norm.mean():.3f}); the decoder '
-                   'renormalises them, check the encoding')
-    if v.min() >= 0:
-        out.append('no normal has a negative component: values look like colours in [0, 1], '
-                   'mtdense expects camera-frame vectors in [-1, 1]')
-    return out
-
-
 def decode_sample(info: Dict[str, Any]) -> Tuple[List[Issue], List[Issue]]:
     """Fully decode one data info; (defects, warnings)."""
-    from mtdense.tasks import get_task_spec
+    from mtdense.tasks import get_task
     from .io import decode
     img_id = str(info.get('img_id'))
     defects: List[Issue] = []
@@ -205,12 +185,8 @@ def decode_sample(info: Dict[str, Any]) -> Tuple[List[Issue], List[Issue]]:
         if arr.shape[:2] != img.shape[:2]:
             defects.append(Issue(path, img_id, f'{task}: (H, W) {arr.shape[:2]} differs from '
                                                f'the image {img.shape[:2]}'))
-        kind = get_task_spec(task).kind
-        for w in unit_warnings(kind, arr):
+        for w in get_task(task).value_warnings(arr, entry):  # e.g. depth in millimetres
             warnings.append(Issue(path, img_id, f'{task}: {w}'))
-        if kind == 'normals' and entry.get('decoder') == 'normals_npy':
-            for w in raw_normals_warnings(path):
-                warnings.append(Issue(path, img_id, f'{task}: {w}'))
     return defects, warnings
 
 

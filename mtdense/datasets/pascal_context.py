@@ -10,7 +10,8 @@ Layout read (exactly the release's)::
     <root>/sal_distill/<id>.png                     distilled saliency, / 255 > 0.5
     <root>/normals_distill/<id>.png                 distilled normals, 2 v / 255 - 1
     <root>/pascal-context/trainval/<id>.mat         459-class ``LabelMap``: normals are
-                                                    valid only on NYU-shared classes
+                                                    valid only on NYU-shared classes; the
+                                                    edges are thin(|Laplacian(LabelMap)| > 0)
 """
 from __future__ import annotations
 
@@ -75,12 +76,15 @@ NYU_SHARED_CONTEXT_CLASS_IDS: Tuple[int, ...] = tuple(i for i, _ in NYU_SHARED_C
 
 @DATASETS.register_module()
 class PascalContextMTDataset(BaseMultiTaskDataset):
-    """PASCAL-Context multi-task split (semseg, human_parts, saliency, normals).
+    """PASCAL-Context multi-task split (semseg, human_parts, saliency, normals; edge).
+
+    ``tasks=None`` reads the four tasks of the usual 4-task setting; the fifth, ``edge``
+    (ASTMT's edges of the Context ``LabelMap``), is read when listed.
 
     Args:
         data_root: the ``PASCAL_MT`` folder.
         split: ``'train'`` or ``'val'`` (any ``ImageSets/Context/<split>.txt``).
-        tasks: subset of ``('semseg', 'human_parts', 'saliency', 'normals')``.
+        tasks: subset of ``('semseg', 'human_parts', 'saliency', 'normals', 'edge')``.
         normals_valid_classes: ``LabelMap`` ids on which normals are valid
             (default :data:`NYU_SHARED_CONTEXT_CLASS_IDS`); others get the zero vector.
         parts_person_fill: 0 (default, ASTMT) or 255: label of person pixels that
@@ -91,8 +95,9 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
     """
 
     METAINFO = dict(classes=PASCAL_VOC_CLASSES, palette=voc_palette(len(PASCAL_VOC_CLASSES)),
-                    part_classes=HUMAN_PARTS_CLASSES)
-    AVAILABLE_TASKS = ('semseg', 'human_parts', 'saliency', 'normals')
+                    part_classes=HUMAN_PARTS_CLASSES, edge_max_dist=0.0075)
+    AVAILABLE_TASKS = ('semseg', 'human_parts', 'saliency', 'normals', 'edge')
+    DEFAULT_TASKS = ('semseg', 'human_parts', 'saliency', 'normals')
     SPLIT_FILE = os.path.join('ImageSets', 'Context', '{split}.txt')
 
     def __init__(self,
@@ -149,4 +154,7 @@ class PascalContextMTDataset(BaseMultiTaskDataset):
                         valid_mask_mat=os.path.join(root, 'pascal-context', 'trainval',
                                                     f'{img_id}.mat'),
                         valid_classes=list(self.normals_valid_classes))
+        if task == 'edge':
+            return dict(path=os.path.join(root, 'pascal-context', 'trainval', f'{img_id}.mat'),
+                        decoder='edge_labelmap_mat')
         raise KeyError(f'PascalContextMTDataset has no task {task!r}')

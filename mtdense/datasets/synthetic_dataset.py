@@ -67,13 +67,15 @@ class SyntheticMTDataset(BaseMultiTaskDataset):
     Args:
         data_root: folder written by ``tools/make_synthetic.py``.
         split: ``'train'`` or ``'val'`` (any ``gt_sets/<split>.txt``).
-        tasks: subset of ``('semseg', 'human_parts', 'saliency', 'normals', 'depth')``.
+        tasks: subset of ``('semseg', 'human_parts', 'saliency', 'normals', 'depth', 'edge')``;
+            None: the five tasks other than ``edge`` (listed: read from ``edge/<id>.png``).
         **kwargs: see :class:`BaseMultiTaskDataset`.
 
     The whole ``meta.json`` is kept as :attr:`meta` (camera intrinsics, seed, ...).
     """
 
-    AVAILABLE_TASKS = ('semseg', 'human_parts', 'saliency', 'normals', 'depth')
+    AVAILABLE_TASKS = ('semseg', 'human_parts', 'saliency', 'normals', 'depth', 'edge')
+    DEFAULT_TASKS = ('semseg', 'human_parts', 'saliency', 'normals', 'depth')
     SPLIT_FILE = os.path.join('gt_sets', '{split}.txt')
 
     def _dataset_metainfo(self) -> Dict[str, Any]:
@@ -100,4 +102,12 @@ class SyntheticMTDataset(BaseMultiTaskDataset):
             return dict(path=os.path.join(root, 'normals', f'{img_id}.npy'), decoder='normals_npy')
         if task == 'depth':
             return dict(path=os.path.join(root, 'depth', f'{img_id}.npy'), decoder='depth_npy')
+        if task == 'edge':
+            path = os.path.join(root, 'edge', f'{img_id}.png')
+            if not os.path.isdir(os.path.dirname(path)):
+                raise DataFileError(f'{os.path.dirname(path)}: no edge maps in this synthetic '
+                                    f'dataset (written by generator {self.meta.get("version")!r}'
+                                    '; edges exist from 1.1 on): regenerate it with '
+                                    'tools/make_synthetic.py')
+            return dict(path=path, decoder='edge_png')
         raise KeyError(f'SyntheticMTDataset has no task {task!r}')

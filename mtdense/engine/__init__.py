@@ -1,7 +1,8 @@
-from .checkpoint import (CheckpointMismatchError, UnsafeCheckpointError, check_checkpoint_safe,
+from .checkpoint import (CheckpointMismatchError, CheckpointReadError, CorruptCheckpointError,
+                         UnsafeCheckpointError, check_checkpoint_safe,
                          install_safe_checkpoint_loader, load_model_state,
                          model_state_from_checkpoint, safe_load)
-from .hooks import MultiTaskVisualizationHook, SafeCheckpointHook
+from .hooks import AtomicCheckpointHook, MultiTaskVisualizationHook, SafeCheckpointHook
 from .runner import MTDenseRunner, build_runner
 from .peft_export import (BackboneMismatchError, PeftExportError, export_peft, load_peft,
                           read_peft)
@@ -10,7 +11,8 @@ from .peft_export import (BackboneMismatchError, PeftExportError, export_peft, l
 # through torch.load(weights_only=True); see mtdense/engine/checkpoint.py.
 install_safe_checkpoint_loader()
 
-__all__ = ['UnsafeCheckpointError', 'check_checkpoint_safe', 'install_safe_checkpoint_loader',
+__all__ = ['CheckpointReadError', 'CorruptCheckpointError', 'AtomicCheckpointHook',
+           'UnsafeCheckpointError', 'check_checkpoint_safe', 'install_safe_checkpoint_loader',
            'safe_load', 'SafeCheckpointHook', 'MultiTaskVisualizationHook',
            'BackboneMismatchError', 'PeftExportError', 'export_peft', 'load_peft', 'read_peft',
            'CheckpointMismatchError', 'load_model_state', 'model_state_from_checkpoint',

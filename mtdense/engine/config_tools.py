@@ -235,11 +235,11 @@ def check_num_classes(cfg: Config, dataset_meta: dict) -> None:
     num = cfg.model.get('num_classes')
     if not classes or num is None:
         return
-    from mtdense.tasks import get_task_spec
-    tasks = [t for t in cfg.model.get('tasks', []) if get_task_spec(t).num_channels is None]
+    from mtdense.tasks import get_task
+    tasks = [t for t in cfg.model.get('tasks', []) if get_task(t).num_channels is None]
     values = num.items() if isinstance(num, dict) else [(t, num) for t in tasks]
     for task, n in values:
-        if get_task_spec(task).num_channels is None:
+        if get_task(task).num_channels is None:
             if int(n) != len(classes):
                 raise ConfigError(
                     f'{cfg.filename}: model.num_classes={n} for {task!r}, but the dataset has '

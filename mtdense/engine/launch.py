@@ -4,6 +4,14 @@ mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally,
 pytorch/slurm launch on a CPU-only machine fails before training starts. When CUDA is
 unavailable we initialise the process group ourselves with gloo (mmengine then skips
 its own initialisation) and build DDP without ``device_ids``, as CPU modules require.
+
+:func:`finalize_distributed` ends a successful distributed run: all ranks meet at a
+barrier, then the process group is destroyed, before the interpreter shuts down. Left
+alive, gloo's worker threads may still be releasing the last collective's tensors
+(e.g. mmengine's validation ``broadcast_object_list``) while Python finalises; taking
+the GIL then makes CPython end the thread with ``pthread_exit``, whose forced unwind
+through a noexcept destructor calls ``std::terminate``: "terminate called without an
+active exception" and SIGABRT (see docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -15,7 +23,8 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-__all__ = ['prepare_launcher', 'init_cpu_distributed', 'launch_world_size']
+__all__ = ['prepare_launcher', 'init_cpu_distributed', 'launch_world_size',
+           'finalize_distributed']
 
 
 def launch_world_size(launcher: str) -> int:
@@ -76,3 +85,18 @@ def prepare_launcher(cfg: Config, launcher: str) -> Config:
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
     return cfg
+
+
+def finalize_distributed() -> None:
+    """Barrier, then ``destroy_process_group`` (no-op without a process group).
+
+    Call once at the end of a run that succeeded on every rank (a rank that failed
+    would leave the others waiting at the barrier until its timeout). The barrier
+    makes every rank finish its last collective, so no gloo work that holds Python
+    tensors is still pending or being released when the interpreter finalises, and
+    no rank tears its group down while a peer still talks to it.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    dist.destroy_process_group()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from numbers import Number
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -12,17 +12,10 @@ from mmengine.structures import PixelData
 from torch import Tensor
 
 from mtdense.registry import MODELS
-from mtdense.tasks import IGNORE_INDEX, get_task_spec
+from mtdense.tasks import get_task
 
-__all__ = ['MultiTaskDataPreprocessor', 'GT_PAD_VALUES']
+__all__ = ['MultiTaskDataPreprocessor']
 
-# Padding value of each task kind's ground truth: its "invalid" value.
-GT_PAD_VALUES: Dict[str, float] = {
-    'seg': IGNORE_INDEX,
-    'binary': IGNORE_INDEX,
-    'normals': 0.0,
-    'depth': 0.0,
-}
 
 
 @MODELS.register_module()
@@ -179,7 +172,7 @@ class MultiTaskDataPreprocessor(BaseDataPreprocessor):
                                  f'{sample.metainfo.get("img_path", "<sample>")} has size '
                                  f'{tuple(data.shape[1:])} but the training image is {tuple(img_hw)}; '
                                  'training ground truth must be at network resolution')
-            pad_value = GT_PAD_VALUES[get_task_spec(task).kind]
+            pad_value = get_task(task).invalid_value  # padding never enters a loss
             h, w = img_hw
             if (h, w) != tuple(out_hw):
                 data = F.pad(data, (0, out_hw[1] - w, 0, out_hw[0] - h), value=pad_value)

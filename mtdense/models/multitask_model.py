@@ -15,17 +15,12 @@ from torch import Tensor
 
 from mtdense.registry import MODELS
 from mtdense.structures import MultiTaskDataSample
-from mtdense.tasks import check_tasks, get_task_spec
+from mtdense.tasks import check_tasks, get_task
 
 from .heads.task_batched import ScratchBuffers, can_batch_heads, task_batched_heads_forward
-from .losses import DEFAULT_LOSSES
 
-__all__ = ['MultiTaskDenseModel', 'DEFAULT_LOSS_WEIGHTS']
+__all__ = ['MultiTaskDenseModel']
 
-# Per base task, the weights of the common PASCAL-Context protocol (MTLoRA / ASTMT: docs/configs.md).
-DEFAULT_LOSS_WEIGHTS: Dict[str, float] = {
-    'semseg': 1.0, 'human_parts': 2.0, 'saliency': 5.0, 'normals': 10.0, 'depth': 1.0,
-}
 
 DEPTH_ACTIVATIONS = ('none', 'softplus', 'exp')
 
@@ -170,7 +165,7 @@ class MultiTaskDenseModel(BaseModel):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.tasks: List[str] = check_tasks(tasks, where='MultiTaskDenseModel.tasks')
-        self.task_kinds: Dict[str, str] = {t: get_task_spec(t).kind for t in self.tasks}
+        self.task_defs = {t: get_task(t) for t in self.tasks}  # what each task needs
         if depth_activation not in DEPTH_ACTIVATIONS:
             raise ValueError(f'MultiTaskDenseModel: depth_activation must be one of '
                              f'{DEPTH_ACTIVATIONS}, got {depth_activation!r}')
@@ -200,7 +195,7 @@ class MultiTaskDenseModel(BaseModel):
         # have init_weights, so heads inside a torch ModuleDict never saw their init_cfg
         self.heads = ModuleDict()
         for task in self.tasks:
-            out_ch = get_task_spec(task).out_channels(self.num_classes.get(task))
+            out_ch = get_task(task).out_channels(self.num_classes.get(task))
             cfg = copy.deepcopy(dict(heads))
             over = copy.deepcopy(dict(overrides.get(task, {})))
             if 'type' in over and over['type'] != cfg.get('type'):
@@ -219,7 +214,7 @@ class MultiTaskDenseModel(BaseModel):
         loss_cfgs = _check_task_keys('losses', losses, self.tasks)
         self.losses = nn.ModuleDict()
         for task in self.tasks:
-            cfg = loss_cfgs.get(task, DEFAULT_LOSSES[self.task_kinds[task]])
+            cfg = loss_cfgs.get(task, self.task_defs[task].default_loss)
             self.losses[task] = MODELS.build(copy.deepcopy(cfg))
             if (getattr(self.losses[task], 'requires_positive_pred', False)
                     and self.depth_activation == 'none'):
@@ -230,7 +225,7 @@ class MultiTaskDenseModel(BaseModel):
         weights = _check_task_keys('loss_weights', loss_weights, self.tasks)
         self.loss_weights: Dict[str, float] = {}
         for task in self.tasks:
-            w = weights.get(task, DEFAULT_LOSS_WEIGHTS[get_task_spec(task).name])
+            w = weights.get(task, self.task_defs[task].default_loss_weight)
             if float(w) < 0:
                 raise ValueError(f'MultiTaskDenseModel: loss weight of {task!r} must be >= 0, got {w}')
             self.loss_weights[task] = float(w)
@@ -246,7 +241,7 @@ class MultiTaskDenseModel(BaseModel):
 
     # ------------------------------------------------------------------ setup
     def _resolve_num_classes(self, num_classes) -> Dict[str, int]:
-        need = [t for t in self.tasks if get_task_spec(t).num_channels is None]
+        need = [t for t in self.tasks if get_task(t).num_channels is None]
         if num_classes is None:
             if need:
                 raise ValueError(f'MultiTaskDenseModel: tasks {need} need num_classes (the number '
@@ -258,7 +253,7 @@ class MultiTaskDenseModel(BaseModel):
             if missing:
                 raise ValueError(f'MultiTaskDenseModel: num_classes has no entry for {missing}')
             for t, n in mapping.items():
-                fixed = get_task_spec(t).num_channels
+                fixed = get_task(t).num_channels
                 if fixed is not None and int(n) != fixed:
                     raise ValueError(f'MultiTaskDenseModel: task {t!r} has a fixed {fixed} '
                                      f'channels, got num_classes {n}')
@@ -344,13 +339,6 @@ class MultiTaskDenseModel(BaseModel):
             outs[i] = _upsample(outs[i], size, self.align_corners)
         return outs
 
-    def _activate_depth(self, x: Tensor) -> Tensor:
-        if self.depth_activation == 'softplus':
-            return F.softplus(x)
-        if self.depth_activation == 'exp':
-            return torch.exp(x)
-        return x
-
     # ------------------------------------------------------------------ loss
     def loss(self, inputs: Tensor, data_samples: List[MultiTaskDataSample]) -> Dict[str, Tensor]:
         """Weighted per-task losses (``loss_<task>``) plus unweighted values for logging."""
@@ -373,8 +361,7 @@ class MultiTaskDenseModel(BaseModel):
                                  f'but the batch input is {tuple(pred.shape[2:])}; training ground '
                                  'truth must be at network resolution and padded by '
                                  'MultiTaskDataPreprocessor')
-            if self.task_kinds[task] == 'depth':
-                pred = self._activate_depth(pred)
+            pred = self.task_defs[task].activate(pred, self)  # e.g. depth's softplus / exp
             raw = self.losses[task](pred, target)
             weighted = self.loss_weights[task] * raw
             if self.task_log_vars is not None:
@@ -425,11 +412,10 @@ class MultiTaskDenseModel(BaseModel):
             layout.append(((img_h, img_w), (ori_h, ori_w), flip_dir))
         for task, out_t in zip(self.tasks, raw):
             full = self._resize_task(out_t, (in_h, in_w))
-            kind = self.task_kinds[task]
             for i, (sample, (img_hw, ori, flip_dir)) in enumerate(zip(data_samples, layout)):
                 img_h, img_w = img_hw
                 out = full[i:i + 1, :, :img_h, :img_w]
-                out = self._unflip(out, flip_dir, kind)
+                out = self._unflip(out, flip_dir, task)
                 if (img_h, img_w) != tuple(ori):
                     out = F.interpolate(out, size=tuple(ori), mode='bilinear',
                                         align_corners=self.align_corners)
@@ -447,54 +433,32 @@ class MultiTaskDenseModel(BaseModel):
                              align_corners=self.align_corners)
 
     @staticmethod
-    def _unflip(out: Tensor, direction: Optional[str], kind: str) -> Tensor:
-        """Undo a test-time flip of the input on a (1, C, H, W) output."""
+    def _unflip(out: Tensor, direction: Optional[str], task: str) -> Tensor:
+        """Undo a test-time flip of the input on a (1, C, H, W) output of ``task``: positions
+        here, values (e.g. the normals' flipped component) by the task's definition."""
         if direction is None:
             return out
         dims = {'horizontal': [3], 'vertical': [2], 'diagonal': [2, 3]}.get(direction)
         if dims is None:
             raise ValueError(f'MultiTaskDenseModel: unknown flip_direction {direction!r}')
-        out = out.flip(dims)
-        if kind == 'normals':
-            # Camera frame x right, y up: a horizontal flip negates x, a vertical one y.
-            sign = out.new_ones(3)
-            if 3 in dims:
-                sign[0] = -1
-            if 2 in dims:
-                sign[1] = -1
-            out = out * sign.view(1, 3, 1, 1)
-        return out
+        return get_task(task).unflip_values(out.flip(dims), dims)
 
     def _set_prediction(self, sample: MultiTaskDataSample, task: str, out: Tensor,
                         in_place: bool = False) -> None:
-        """Store task ``task``'s prediction from its (C, H, W) output ``out``.
+        """``pred_<task>`` (and e.g. ``logits_<task>``) from the task's post-processing.
 
         ``in_place``: ``out`` belongs to the caller's call alone (no autograd, not a view
-        of anything the caller returns), so the activations overwrite it instead of
-        allocating another full-resolution map. Values are the same either way.
+        of anything the caller returns), so the task's activation may overwrite it
+        (:meth:`BaseTask.predictions_in_place`) instead of allocating another
+        full-resolution map. Values are the same either way.
         """
-        kind = self.task_kinds[task]
         in_place = in_place and not (torch.is_grad_enabled() and out.requires_grad)
-        if kind == 'seg':
-            sample.set_field(PixelData(data=out), f'logits_{task}', dtype=PixelData)
-            sample.set_pred(task, out.argmax(dim=0, keepdim=True).long())
-        elif kind == 'binary':
-            sample.set_pred(task, out.sigmoid_() if in_place else out.sigmoid())
-        elif kind == 'normals':
-            if in_place:
-                # F.normalize's own arithmetic: x / max(||x||, eps)
-                out = out.div_(out.norm(2, 0, keepdim=True).clamp_min(1e-12))
-            else:
-                out = F.normalize(out, p=2, dim=0)
-            sample.set_pred(task, out)
-        elif kind == 'depth':
-            if in_place and self.depth_activation in ('none', 'exp'):
-                out = out.exp_() if self.depth_activation == 'exp' else out
-                sample.set_pred(task, out.clamp_(min=self.min_depth))
-            else:
-                sample.set_pred(task, self._activate_depth(out).clamp(min=self.min_depth))
-        else:  # pragma: no cover - TaskSpec kinds are a closed set
-            raise ValueError(f'MultiTaskDenseModel: unknown task kind {kind!r} of {task!r}')
+        task_def = self.task_defs[task]
+        fields = (task_def.predictions_in_place(out, self) if in_place
+                  else task_def.predictions(out, self))
+        sample.set_pred(task, fields.pop('pred'))
+        for name, data in fields.items():
+            sample.set_field(PixelData(data=data), f'{name}_{task}', dtype=PixelData)
 
     # ---------------------------------------------------------- bookkeeping
     def parameter_report(self) -> Dict[str, object]:

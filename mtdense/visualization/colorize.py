@@ -15,7 +15,7 @@ import cv2
 import matplotlib
 import numpy as np
 
-from mtdense.tasks import HUMAN_PARTS_CLASSES, IGNORE_INDEX, get_task_spec
+from mtdense.tasks import HUMAN_PARTS_CLASSES, IGNORE_INDEX, get_task
 
 Color = Tuple[int, int, int]
 
@@ -164,25 +164,19 @@ def colorize_depth(depth, cmap: str = 'plasma', vmin: Optional[float] = None,
     return out
 
 
-def colorize_task(task: str, data, palette: Optional[Union[Sequence, np.ndarray]] = None,
-                  **kwargs) -> np.ndarray:
-    """Colour ``data`` according to the kind of ``task`` (see :mod:`mtdense.tasks`).
+#: colour functions by name (a task definition's ``colorizer``) and the parts palette
+COLORIZERS = dict(labels=colorize_labels, saliency=colorize_saliency, normals=colorize_normals,
+                  depth=colorize_depth, parts_palette=PARTS_PALETTE)
 
-    ``palette`` is used for ``seg`` tasks (human parts default to
-    :data:`PARTS_PALETTE`); other keyword arguments go to the kind's function.
+
+def colorize_task(task: str, data, palette: Optional[Union[Sequence, np.ndarray]] = None,
+                  **options) -> np.ndarray:
+    """Colour ``data`` the way the definition of ``task`` says (:mod:`mtdense.tasks`).
+
+    ``palette`` is used by class tasks (human parts default to :data:`PARTS_PALETTE`);
+    ``options`` (``saliency_cmap``, ``depth_cmap``, ``range``, ...) go to the task.
     """
-    spec = get_task_spec(task)
-    if spec.kind == 'seg':
-        if palette is None and spec.name == 'human_parts':
-            palette = PARTS_PALETTE
-        return colorize_labels(data, palette, **kwargs)
-    if spec.kind == 'binary':
-        return colorize_saliency(data, **kwargs)
-    if spec.kind == 'normals':
-        return colorize_normals(data, **kwargs)
-    if spec.kind == 'depth':
-        return colorize_depth(data, **kwargs)
-    raise ValueError(f'no colouring defined for task {task!r} of kind {spec.kind!r}')
+    return get_task(task).colorize(data, COLORIZERS, dict(options, palette=palette))
 
 
 def _label_tile(tile: np.ndarray, text: str, font_scale: float) -> None:
@@ -262,4 +256,4 @@ def render_sample(img: Optional[np.ndarray], gts: Mapping[str, object],
 
 __all__ = ['PARTS_PALETTE', 'default_palette', 'to_numpy_map', 'colorize_labels',
            'colorize_parts', 'colorize_saliency', 'colorize_normals', 'colorize_depth',
-           'colorize_task', 'make_panel', 'render_sample']
+           'colorize_task', 'make_panel', 'render_sample', 'COLORIZERS']

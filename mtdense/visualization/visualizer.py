@@ -24,7 +24,7 @@ from mmengine.dist import master_only
 from mmengine.visualization import Visualizer
 
 from mtdense.registry import VISUALIZERS
-from mtdense.tasks import get_task_spec
+from mtdense.tasks import get_task
 
 from .colorize import colorize_task, make_panel, to_numpy_map
 
@@ -51,6 +51,11 @@ def _check_image(image: np.ndarray, where: str) -> np.ndarray:
         raise ValueError(f'{where}: expected an RGB uint8 (H, W, 3) image, got '
                          f'{getattr(image, "dtype", type(image))} {getattr(image, "shape", "")}')
     return image
+
+
+def _data(field):
+    """The data of a ground-truth / prediction field (PixelData -> its tensor)."""
+    return getattr(field, 'data', field)
 
 
 @VISUALIZERS.register_module()
@@ -88,7 +93,7 @@ class MultiTaskVisualizer(Visualizer):
         super().__init__(name=name, image=image, vis_backends=vis_backends, save_dir=save_dir)
         self.palettes: Dict[str, np.ndarray] = {}
         for task, pal in dict(palettes or {}).items():
-            if get_task_spec(task).kind != 'seg':
+            if not get_task(task).has_classes:
                 raise ValueError(f'MultiTaskVisualizer: palettes[{task!r}] given, but {task!r} '
                                  'is not a segmentation task')
             self.palettes[task] = self._as_palette(pal, f'palettes[{task!r}]')
@@ -111,8 +116,8 @@ class MultiTaskVisualizer(Visualizer):
 
     def palette_of(self, task: str) -> Optional[np.ndarray]:
         """Palette of a seg task: explicit override, else the dataset's (semseg), else None."""
-        spec = get_task_spec(task)
-        if spec.kind != 'seg':
+        spec = get_task(task)
+        if not spec.has_classes:
             return None
         if task in self.palettes:
             return self.palettes[task]
@@ -125,15 +130,9 @@ class MultiTaskVisualizer(Visualizer):
     def colorize(self, task: str, data: ArrayLike,
                  depth_range: Optional[Tuple[float, float]] = None) -> np.ndarray:
         """RGB uint8 rendering of one task map (pipeline or packed layout)."""
-        kind = get_task_spec(task).kind
-        if kind == 'seg':
-            return colorize_task(task, data, self.palette_of(task))
-        if kind == 'binary':
-            return colorize_task(task, data, cmap=self.saliency_cmap)
-        if kind == 'depth':
-            vmin, vmax = depth_range if depth_range is not None else (None, None)
-            return colorize_task(task, data, cmap=self.depth_cmap, vmin=vmin, vmax=vmax)
-        return colorize_task(task, data)
+        return colorize_task(task, _data(data), self.palette_of(task),
+                             saliency_cmap=self.saliency_cmap,
+                             depth_cmap=self.depth_cmap, range=depth_range)
 
     @staticmethod
     def depth_range(depth: ArrayLike) -> Optional[Tuple[float, float]]:
@@ -222,12 +221,8 @@ class MultiTaskVisualizer(Visualizer):
         preds = {t: data_sample.get_pred(t) for t in pred_tasks}
         ranges: Dict[str, Optional[Tuple[float, float]]] = {}
         for t in tasks:
-            if get_task_spec(t).kind == 'depth':
-                src = gts.get(t) if t in gts else preds.get(t)
-                rng = self.depth_range(src) if src is not None else None
-                if rng is None and t in preds:  # no valid GT pixel: use the prediction's range
-                    rng = self.depth_range(preds[t])
-                ranges[t] = rng
+            # e.g. depth: GT and prediction on the GT's valid range (else the prediction's)
+            ranges[t] = get_task(t).shared_range(_data(gts.get(t)), _data(preds.get(t)))
         rows = []
         if draw_gt:
             rows.append(('GT', {t: self.colorize(t, g, ranges.get(t)) for t, g in gts.items()}))

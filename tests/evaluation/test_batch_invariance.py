@@ -85,7 +85,7 @@ def test_metrics_equal_at_batch_1_2_4_and_with_2_processes(setup, tmp_path):
     env = dict(__import__('os').environ, PORT=str(port), PYTHON=sys.executable,
                OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
     proc = subprocess.run(['bash', 'tools/dist_test.sh', setup['cfg_path'], setup['ckpt'], '2',
-                           '--work-dir', str(tmp_path / 'dist'), '--out', str(out),
+                           '--work-dir', str(tmp_path / 'dist'), '--metrics-out', str(out),
                            '--cfg-options', 'test_dataloader.batch_size=2'],
                           cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]

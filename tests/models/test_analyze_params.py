@@ -148,7 +148,7 @@ def test_method_configs_build(name, tmp_path):
 def test_analyze_params_covers_conv_seed_methods(config, method, tmp_path):
     tool = load_tool()
     out = tmp_path / 'report.json'
-    report = tool.main([config, '--num-classes', '21', '--cfg-options',
+    report = tool.main([osp.join(ROOT, config), '--num-classes', '21', '--cfg-options',
                         'model.backbone.backbone.model_name=mobilenetv2_050',
                         '--json', str(out)])
     assert report['method'] == method

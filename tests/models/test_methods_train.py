@@ -5,6 +5,8 @@ multi-task pipeline, the method configs in configs/_base_/models, and MultiTaskD
 """
 import copy
 
+from pathlib import Path
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -13,6 +15,8 @@ from mmengine.dataset import pseudo_collate
 from mtdense.datasets.synthetic import SyntheticDatasetWriter
 from mtdense.registry import DATASETS, MODELS
 from mtdense.utils import register_all_modules
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth']
 METHODS = ['vmt', 'vmt_lite', 'full_ft', 'single_task_ft', 'decoder_only', 'bitfit',
@@ -35,7 +39,7 @@ def fixed_batch(tmp_path_factory):
 
 
 def build(method: str):
-    cfg = Config.fromfile(f'configs/_base_/models/swin_t_mmseg_{method}.py')
+    cfg = Config.fromfile(str(ROOT / f'configs/_base_/models/swin_t_mmseg_{method}.py'))
     cfg.model.tasks = TASKS
     cfg.model.num_classes = 8
     if cfg.model.heads.type == 'LightMultiScaleHead':

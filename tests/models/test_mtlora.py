@@ -13,6 +13,8 @@ import mtdense  # noqa: F401,I001  (first: installs the mmcv.ops stand-in mmseg 
 import copy
 import re
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,8 @@ from mtdense.analysis.flops import count_model_flops
 from mtdense.models.backbones import AdaptedBackbone
 from mtdense.registry import MODELS
 from mtdense.utils import register_all_modules
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TASKS = ['semseg', 'normals', 'depth']
 ARCH = dict(depths=(2, 1, 2, 1), num_heads=(1, 1, 2, 2), window_size=4, drop_path_rate=0.)
@@ -346,7 +350,7 @@ OFFICIAL = {
 def test_official_model_counts_at_448(num_tasks):
     tasks, gmacs, backbone_gmacs, trainable = OFFICIAL[num_tasks]
     register_all_modules()
-    cfg = Config.fromfile('configs/_base_/models/swin_t_mmseg_mtlora_official.py')
+    cfg = Config.fromfile(str(ROOT / 'configs/_base_/models/swin_t_mmseg_mtlora_official.py'))
     cfg.model.tasks = tasks
     cfg.model.num_classes = 21
     torch.manual_seed(0)
@@ -379,7 +383,7 @@ def test_official_head_structure_and_size():
 @pytest.mark.parametrize('config', ['swin_t_mmseg_mtlora', 'swin_t_mmseg_mtlora_official'])
 def test_models_on_the_post_merge_pyramid_predict_at_input_size(config):
     register_all_modules()
-    cfg = Config.fromfile(f'configs/_base_/models/{config}.py')
+    cfg = Config.fromfile(str(ROOT / f'configs/_base_/models/{config}.py'))
     cfg.model.tasks = ['semseg', 'saliency', 'normals']
     cfg.model.num_classes = 5
     cfg.model.backbone.backbone.update(embed_dims=16, depths=(1, 1, 2, 1),

@@ -252,7 +252,8 @@ def test_unflip_restores_orientation_and_normal_sign():
     out = torch.randn(1, 3, 4, 5)
     flipped = out.flip(3) * torch.tensor([-1.0, 1.0, 1.0]).view(1, 3, 1, 1)
     torch.testing.assert_close(MultiTaskDenseModel._unflip(flipped, 'horizontal', 'normals'), out)
-    torch.testing.assert_close(MultiTaskDenseModel._unflip(out.flip(2), 'vertical', 'seg'), out)
+    torch.testing.assert_close(MultiTaskDenseModel._unflip(out.flip(2), 'vertical', 'semseg'),
+                               out)
 
 
 def test_training_steps_reduce_loss():

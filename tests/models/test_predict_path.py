@@ -12,15 +12,17 @@ import torch.nn.functional as F
 
 from mtdense.registry import MODELS
 from mtdense.structures import MultiTaskDataSample
+from mtdense.tasks import get_task
 
-TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth', 'semseg_2']
+TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth', 'edge', 'semseg_2']
 SWIN = dict(type='MMSegSwin', embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 2, 2),
             window_size=4, drop_path_rate=0.)
 TIMM_SWIN = dict(type='TimmSwin', model_name='swin_tiny_patch4_window7_224', img_size=64,
                  embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 2, 2), window_size=4,
                  drop_path_rate=0.)
 FIELDS = ['pred_semseg', 'logits_semseg', 'pred_human_parts', 'logits_human_parts',
-          'pred_saliency', 'pred_normals', 'pred_depth', 'pred_semseg_2', 'logits_semseg_2']
+          'pred_saliency', 'pred_normals', 'pred_depth', 'pred_edge', 'pred_semseg_2',
+          'logits_semseg_2']
 
 
 def _model(dtype=torch.float64, backbone=SWIN, peft=dict(type='VMTAdapter'), **kw):
@@ -47,8 +49,9 @@ def _samples(batch=2, in_hw=(64, 64)):
 
 
 def _reference(model, x, samples, joint: bool):
-    """The documented semantics, written out with out-of-place ops: crop the valid region
-    of the input-size output, un-flip, resize to the evaluation size, activate.
+    """The documented semantics, with out-of-place ops: crop the valid region of the
+    input-size output, un-flip, resize to the evaluation size, the task definition's
+    (out-of-place) ``predictions``.
     ``joint``: the upsampled outputs of ``mode='tensor'`` (one interpolation of all tasks,
     the previous implementation); else each task's head output upsampled on its own."""
     if joint:
@@ -64,18 +67,11 @@ def _reference(model, x, samples, joint: bool):
         ori = meta.get('eval_shape', meta['ori_shape'])
         flip = meta.get('flip_direction') if meta.get('flip') else None
         for t in model.tasks:
-            out = model._unflip(outs[t][i:i + 1, :, :ih, :iw], flip, model.task_kinds[t])
+            out = model._unflip(outs[t][i:i + 1, :, :ih, :iw], flip, t)
             if (ih, iw) != tuple(ori):
                 out = F.interpolate(out, size=tuple(ori), mode='bilinear', align_corners=False)
-            kind, out = model.task_kinds[t], out[0]
-            if kind == 'seg':
-                got[f'logits_{t}'], got[f'pred_{t}'] = out, out.argmax(0, keepdim=True)
-            elif kind == 'binary':
-                got[f'pred_{t}'] = out.sigmoid()
-            elif kind == 'normals':
-                got[f'pred_{t}'] = F.normalize(out, p=2, dim=0)
-            else:
-                got[f'pred_{t}'] = model._activate_depth(out).clamp(min=model.min_depth)
+            fields = model.task_defs[t].predictions(out[0], model)
+            got.update({f'{name}_{t}': v for name, v in fields.items()})
         res.append(got)
     return res
 
@@ -139,15 +135,7 @@ def _train_sample():
     s = MultiTaskDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64)))
     g = torch.Generator().manual_seed(0)
     for t in TASKS:
-        if t.startswith('semseg') or t == 'human_parts':
-            s.set_gt(t, torch.randint(0, 6, (1, 64, 64), generator=g))
-        elif t == 'saliency':
-            s.set_gt(t, torch.randint(0, 2, (1, 64, 64), generator=g))
-        elif t == 'normals':
-            n = torch.randn(3, 64, 64, generator=g)
-            s.set_gt(t, n / n.norm(dim=0, keepdim=True))
-        else:
-            s.set_gt(t, 1 + torch.rand(1, 64, 64, generator=g))
+        s.set_gt(t, get_task(t).random_target(64, 64, g, num_classes=6))
     return s
 
 

@@ -4,7 +4,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from mtdense.evaluation.baselines import load_baselines
+from mtdense.evaluation import load_baselines
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'demo_report.py')

@@ -40,7 +40,7 @@ def test_test_tool_refuses_another_models_checkpoint(tiny_run, tmp_path):
 def test_non_strict_loads_the_matching_keys(tiny_run, tmp_path):
     out = tmp_path / 'm.json'
     proc = run_tool([PYTHON, 'tools/test.py', TINY_CONFIG, tiny_run.ckpt, '--non-strict',
-                     '--work-dir', tmp_path, '--out', out, '--cfg-options',
+                     '--work-dir', tmp_path, '--metrics-out', out, '--cfg-options',
                      *data_options(tiny_run.data_root), *OTHER_MODEL])
     assert 'loaded partially' in proc.stdout + proc.stderr
     assert set(json.loads(out.read_text())['metrics']) >= {'semseg/mIoU', 'depth/rmse'}
@@ -53,7 +53,7 @@ def test_full_checkpoint_needs_no_pretrained_file_nor_train_split(tiny_run, tmp_
             f'model.backbone.checkpoint={tmp_path / "absent_pretrained.pth"}']
     out = tmp_path / 'm.json'
     proc = run_tool([PYTHON, 'tools/test.py', TINY_CONFIG, tiny_run.ckpt, '--work-dir', tmp_path,
-                     '--out', out, '--show-dir', tmp_path / 'panels', '--show-num', '1',
+                     '--metrics-out', out, '--show-dir', tmp_path / 'panels', '--show-num', '1',
                      '--cfg-options', *opts])
     assert 'not reading' in proc.stdout and 'absent_pretrained.pth' in proc.stdout
     assert len(list((tmp_path / 'panels').glob('*.png'))) == 1
@@ -62,7 +62,7 @@ def test_full_checkpoint_needs_no_pretrained_file_nor_train_split(tiny_run, tmp_
     # the same numbers as with the regular config (the checkpoint held every weight)
     out2 = tmp_path / 'm2.json'
     run_tool([PYTHON, 'tools/test.py', TINY_CONFIG, tiny_run.ckpt, '--work-dir', tmp_path,
-              '--out', out2, '--cfg-options', *data_options(tiny_run.data_root)])
+              '--metrics-out', out2, '--cfg-options', *data_options(tiny_run.data_root)])
     assert json.loads(out2.read_text())['metrics'] == reference['metrics']
 
 

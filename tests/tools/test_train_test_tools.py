@@ -56,7 +56,7 @@ def test_train_runs_end_to_end(tiny_run):
 def test_test_tool_prints_table_and_writes_json(tiny_run, tmp_path):
     out = tmp_path / 'metrics' / 'tiny.json'
     proc = run_tool([PYTHON, 'tools/test.py', TINY_CONFIG, tiny_run.ckpt,
-                     '--work-dir', tmp_path / 'wd', '--out', out,
+                     '--work-dir', tmp_path / 'wd', '--metrics-out', out,
                      '--cfg-options', *data_options(tiny_run.data_root)])
     # the per-task table on stdout
     for task, names in TASK_METRICS.items():
@@ -64,6 +64,8 @@ def test_test_tool_prints_table_and_writes_json(tiny_run, tmp_path):
         for name in names:
             assert name in proc.stdout
     assert f'metrics written to {out}' in proc.stdout
+    assert proc.stdout.count('mErr | median') == 1  # each table printed once
+    assert 'No pre-trained weights' not in proc.stdout + proc.stderr  # mmseg's misleading notice
     with open(out) as f:
         result = json.load(f)
     assert result['checkpoint'] == str(tiny_run.ckpt)
@@ -94,7 +96,7 @@ def test_test_tool_refuses_malicious_checkpoint(synthetic_root, tmp_path):
     torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': _MarkerPayload(marker)}, evil)
     out = tmp_path / 'metrics.json'
     proc = run_tool([PYTHON, 'tools/test.py', TINY_CONFIG, evil, '--work-dir', tmp_path / 'wd',
-                     '--out', out, '--cfg-options', *data_options(synthetic_root)],
+                     '--metrics-out', out, '--cfg-options', *data_options(synthetic_root)],
                     expect_rc=None)
     assert proc.returncode != 0
     assert f'refused to load {evil}' in proc.stderr

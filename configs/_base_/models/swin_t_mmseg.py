@@ -27,9 +27,10 @@ model = dict(
         peft=dict(type='VMTAdapter'),
         checkpoint=None),
     heads=dict(type='LightMultiScaleHead', channels=64),
-    # Losses by task kind (CE, balanced BCE, normals L1, depth L1); override per task with
+    # Losses: each task's default (CE, balanced BCE, normals L1, depth L1, edge BCE with
+    # positive weight 0.95); override per task with
     # losses=dict(depth=dict(type='DepthSiLogLoss')) and depth_activation='softplus'.
-    # Default loss weights: semseg 1, human_parts 2, saliency 5, normals 10, depth 1
+    # Default loss weights: semseg 1, human_parts 2, saliency 5, normals 10, depth 1, edge 50
     # (override e.g. loss_weights=dict(normals=5.0); keys must be model tasks).
     uncertainty_weighting=False,
     align_corners=False)

@@ -8,7 +8,7 @@ from mtdense.tasks import HUMAN_PARTS_CLASSES
 
 #: Version of the generator written to ``meta.json``; datasets made by different
 #: versions are different datasets even for the same seed.
-GENERATOR_VERSION = '1.0'
+GENERATOR_VERSION = '1.1'  # 1.1: edge maps
 
 #: Semantic classes (index = class id in the pipeline; stored on disk as id + 1).
 CLASSES: Tuple[str, ...] = ('wall', 'floor', 'ceiling', 'table', 'box', 'ball', 'cylinder',

@@ -28,8 +28,9 @@ all pixels with valid synthetic normals; pixels with invalid normals get the
 non-shared Context class 2 (aeroplane) so that the reader invalidates them. Person
 parts are written as one Pascal-Part person object per image whose parts are named
 ``head``, ``torso``, ``luarm``, ``llarm``, ``luleg``, ``llleg`` (decoded back to the
-same 7-class map). NYUD ``edge/<id>.npy`` holds the semantic boundaries (a pixel whose
-right or lower neighbour has another label), float32 0/1.
+same 7-class map). NYUD ``edge/<id>.npy`` holds the renderer's exact one-pixel object,
+part and occlusion edges (:func:`~mtdense.datasets.synthetic.edges.synthetic_edges`),
+float32 0/1; PASCAL edges are what the reader derives from the written ``LabelMap``.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from scipy.io import savemat
 
 from mtdense.tasks import IGNORE_INDEX
 from .classes import CLASS_ID, CLASSES, GENERATOR_VERSION
+from .edges import synthetic_edges
 from .renderer import SyntheticSceneGenerator
 from .writer import sample_id
 
@@ -182,7 +184,8 @@ def write_nyud_sample(root: str, img_id: str, sample: Dict[str, np.ndarray]) -> 
     np.save(_mkdir_for(j(root, 'depth', f'{img_id}.npy')), sample['depth'].astype(np.float32))
     np.save(_mkdir_for(j(root, 'normals', f'{img_id}.npy')),
             sample['normals'].astype(np.float32))
-    np.save(_mkdir_for(j(root, 'edge', f'{img_id}.npy')), label_boundaries(semseg))
+    np.save(_mkdir_for(j(root, 'edge', f'{img_id}.npy')),
+            synthetic_edges(sample).astype(np.float32))
 
 
 _SAMPLE_WRITERS = {'pascal-mt': write_pascal_sample, 'nyud-mt': write_nyud_sample}

@@ -7,6 +7,7 @@
 <root>/saliency/<id>.png       uint8 0 / 255
 <root>/normals/<id>.npy        float32 (H, W, 3), camera frame, zero = invalid
 <root>/depth/<id>.npy          float32 (H, W) metres, 0 = invalid
+<root>/edge/<id>.png           uint8 0 / 255: one-pixel object, part and occlusion edges
 <root>/gt_sets/{train,val}.txt one id per line
 <root>/meta.json               written last: its presence marks a complete dataset
 ```
@@ -25,11 +26,12 @@ import numpy as np
 
 from mtdense.tasks import HUMAN_PARTS_CLASSES, IGNORE_INDEX
 from .classes import CLASS_ID, CLASSES, GENERATOR_VERSION, PALETTE, SALIENT_CLASSES
+from .edges import synthetic_edges
 from .renderer import SyntheticSceneGenerator
 from .scene import SceneConfig
 
 LAYOUT_DIRS: Tuple[str, ...] = ('images', 'segmentation', 'human_parts', 'saliency', 'normals',
-                                'depth', 'gt_sets')
+                                'depth', 'edge', 'gt_sets')
 META_FILE = 'meta.json'
 #: Settings that define a dataset: an existing directory made with other values is
 #: never overwritten without ``overwrite=True``.
@@ -59,6 +61,7 @@ def write_sample(root: str, sid: str, sample: Dict[str, np.ndarray]) -> None:
     _imwrite(j(root, 'saliency', f'{sid}.png'), (sample['saliency'] * 255).astype(np.uint8))
     np.save(j(root, 'normals', f'{sid}.npy'), sample['normals'].astype(np.float32))
     np.save(j(root, 'depth', f'{sid}.npy'), sample['depth'].astype(np.float32))
+    _imwrite(j(root, 'edge', f'{sid}.png'), synthetic_edges(sample) * np.uint8(255))
 
 
 # Worker state: one generator per process, built once by the pool initializer.

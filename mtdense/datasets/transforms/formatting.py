@@ -10,7 +10,7 @@ from mmcv.transforms import BaseTransform
 from mtdense.registry import TRANSFORMS
 from mtdense.structures import MultiTaskDataSample
 
-from .geometric import check_map, map_kind
+from mtdense.tasks import get_task
 
 DEFAULT_META_KEYS: Tuple[str, ...] = ('img_path', 'img_id', 'sample_idx', 'ori_shape',
                                       'img_shape', 'pad_shape', 'scale_factor', 'flip',
@@ -68,17 +68,9 @@ class PackMultiTaskInputs(BaseTransform):
             if key not in results:
                 raise KeyError(f'PackMultiTaskInputs: task {task!r} is in task_fields but '
                                f'results has no {key!r}')
-            arr = results[key]
-            kind = map_kind(task)
-            check_map(task, arr, kind)
-            if kind == 'label':
-                data = torch.from_numpy(arr.astype(np.int64))[None]
-            elif kind == 'normals':
-                data = torch.from_numpy(np.ascontiguousarray(
-                    arr.astype(np.float32).transpose(2, 0, 1)))
-            else:
-                data = torch.from_numpy(arr.astype(np.float32))[None]
-            sample.set_gt(task, data)
+            definition = get_task(task)
+            definition.check_map(results[key])
+            sample.set_gt(task, definition.to_tensor(results[key]))
 
         metainfo = {}
         for key in self.meta_keys:

@@ -2,14 +2,10 @@
 
 Each transform touches ``results['img']`` and every ``results['gt_<task>']`` with
 ``task`` in ``results['task_fields']`` (if no annotations are loaded yet, as in
-the test pipeline, only the image). How a map is resampled depends on the task
-kind (:func:`map_kind`):
-
-* ``label`` (semseg, human_parts, saliency): nearest neighbour; 255 fills.
-* ``depth``: *valid-aware* bilinear (see :func:`resize_map`); 0 = invalid fills.
-* ``normals``: valid-aware bilinear, then renormalised to unit length; the
-  vectors themselves are rotated/flipped with the image (camera frame: x right,
-  y up, z towards the viewer); the all-zero vector = invalid fills.
+the test pipeline, only the image). How a map is resampled, flipped, rotated, zoomed and
+padded is its task's business (:mod:`mtdense.tasks`: labels nearest neighbour with 255
+fills; depth valid-aware with 0 fills and divided by a zoom; normals valid-aware,
+renormalised, flipped / rotated as vectors, the zero vector filling).
 
 **Sizes are (h, w) everywhere** in mtdense: every ``scale``, ``crop_size`` and
 ``size`` argument of these transforms, ``img_shape``, ``ori_shape``, ``pad_shape``,
@@ -34,165 +30,39 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 
 from mtdense.registry import TRANSFORMS
-from mtdense.tasks import IGNORE_INDEX, get_task_spec
+from mtdense.tasks import IGNORE_INDEX, BaseTask, get_task
+from mtdense.tasks import resampling as rs
 
-# Interpolated validity below this is treated as "no valid neighbour" (avoids 0/0).
-_MIN_WEIGHT = 1e-3
-# Normals whose interpolated length collapses (opposing vectors averaged) become invalid.
-_MIN_NORM = 1e-3
-
-MAP_KINDS = ('label', 'depth', 'normals')
+#: resampling family -> a task of that family (the names earlier versions used)
+_FAMILIES = {'label': 'semseg', 'depth': 'depth', 'normals': 'normals'}
 
 
-def map_kind(task: str) -> str:
-    """Resampling kind of a task's ground truth: ``label``, ``depth`` or ``normals``."""
-    kind = get_task_spec(task).kind
-    if kind in ('seg', 'binary'):
-        return 'label'
-    if kind in ('depth', 'normals'):
-        return kind
-    raise ValueError(f'task {task!r} has kind {kind!r}, which the multi-task geometric '
-                     f'transforms do not know how to resample')
-
-
-def fill_value(kind: str, seg_pad_val: int = IGNORE_INDEX) -> float:
-    """Value that marks an invalid pixel for a map of ``kind``."""
-    return seg_pad_val if kind == 'label' else 0
-
-
-def check_map(task: str, arr: np.ndarray, kind: Optional[str] = None) -> None:
+def check_map(task: str, arr: np.ndarray) -> None:
     """Raise a clear error if ``arr`` is not a valid ground-truth array for ``task``."""
-    kind = kind or map_kind(task)
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f'gt_{task}: expected a numpy array, got {type(arr).__name__}')
-    if kind == 'normals':
-        if arr.ndim != 3 or arr.shape[2] != 3:
-            raise ValueError(f'gt_{task}: expected an (H, W, 3) normals map, got shape {arr.shape}')
-    elif arr.ndim != 2:
-        raise ValueError(f'gt_{task}: expected an (H, W) map, got shape {arr.shape}')
+    get_task(task).check_map(arr)
 
 
-def _valid_mask(arr: np.ndarray, kind: str) -> np.ndarray:
-    """Boolean validity of a depth (> 0) or normals (non-zero vector) map."""
-    finite = np.isfinite(arr)
-    if kind == 'depth':
-        return finite & (arr > 0)
-    return finite.all(axis=-1) & np.any(arr != 0, axis=-1)
-
-
-def _valid_aware(arr: np.ndarray, kind: str, sample_linear, sample_nearest) -> np.ndarray:
-    """Resample a depth/normals map without letting invalid pixels bleed in.
-
-    ``value * valid`` and ``valid`` are interpolated with the same bilinear kernel
-    and divided, i.e. each output is the weighted mean of its *valid* neighbours
-    only. Which output pixels are valid is decided by nearest-neighbour sampling of
-    the validity mask, so validity borders move exactly like label borders. Normals
-    are renormalised to unit length afterwards.
-    """
-    valid = _valid_mask(arr, kind)
-    validf = valid.astype(np.float32)
-    values = np.where(valid[..., None] if kind == 'normals' else valid, arr, 0).astype(np.float32)
-    num = sample_linear(values * (validf[..., None] if kind == 'normals' else validf))
-    den = sample_linear(validf)
-    keep = sample_nearest(valid.astype(np.uint8)).astype(bool) & (den > _MIN_WEIGHT)
-    if kind == 'depth':
-        out = np.where(keep, num / np.maximum(den, _MIN_WEIGHT), 0)
-        return out.astype(np.float32)
-    out = num / np.maximum(den, _MIN_WEIGHT)[..., None]
-    return _renormalise(out, keep)
-
-
-def _renormalise(vec: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(vec, axis=-1)
-    keep = keep & (norm > _MIN_NORM)
-    out = np.where(keep[..., None], vec / np.maximum(norm, _MIN_NORM)[..., None], 0)
-    return out.astype(np.float32)
-
-
-def resize_map(arr: np.ndarray, kind: str, size: Tuple[int, int]) -> np.ndarray:
-    """Resize a task map to ``size = (h, w)``.
-
-    Labels use centre-aligned nearest neighbour (``INTER_NEAREST_EXACT``: the same
-    pixel-centre convention as bilinear, unlike OpenCV's ``INTER_NEAREST``, which
-    shifts labels by up to a pixel against the image). Depth and normals are
-    resized valid-aware (see :func:`_valid_aware`).
-    """
-    h, w = int(size[0]), int(size[1])
-    if kind == 'label':
-        return cv2.resize(arr, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
-
-    def linear(x):
-        return cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
-
-    def nearest(x):
-        return cv2.resize(x, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
-
-    return _valid_aware(arr, kind, linear, nearest)
-
-
-def warp_map(arr: np.ndarray, kind: str, matrix: np.ndarray, size: Tuple[int, int],
-             seg_pad_val: int = IGNORE_INDEX) -> np.ndarray:
-    """Apply a 2x3 affine ``matrix`` (OpenCV convention) to a task map.
-
-    Only the positions are warped here; rotating normal vectors is the caller's
-    job (:func:`rotate_normals`). Pixels that come from outside the source are
-    invalid (255 for labels, 0 for depth/normals).
-    """
-    w, h = int(size[0]), int(size[1])
-    if kind == 'label':
-        return cv2.warpAffine(arr, matrix, (w, h), flags=cv2.INTER_NEAREST,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=int(seg_pad_val))
-
-    def warp(x, flags):
-        return cv2.warpAffine(x, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT,
-                              borderValue=0)
-
-    return _valid_aware(arr, kind, lambda x: warp(x, cv2.INTER_LINEAR),
-                        lambda x: warp(x, cv2.INTER_NEAREST))
+def resize_map(arr: np.ndarray, family: str, size: Tuple[int, int]) -> np.ndarray:
+    """Resize a map of a resampling family (``'label'``, ``'depth'``, ``'normals'``) to
+    ``size = (h, w)``; tasks resize their maps with ``get_task(task).resize``."""
+    return get_task(_FAMILIES[family]).resize(arr, size)
 
 
 def rotate_normals(normals: np.ndarray, angle: float) -> np.ndarray:
-    """Rotate normal vectors by ``angle`` degrees counter-clockwise about the z axis.
-
-    When the image content is rotated counter-clockwise on screen by ``angle``
-    (OpenCV's ``getRotationMatrix2D`` convention for positive angles), a surface
-    that faced right (x) now faces up-right; in the y-up camera frame this is the
-    standard CCW rotation ``x' = x cos a - y sin a``, ``y' = x sin a + y cos a``.
-    Invalid (zero) vectors stay zero.
-    """
-    a = math.radians(angle)
-    c, s = math.cos(a), math.sin(a)
-    out = normals.copy()
-    x, y = normals[..., 0], normals[..., 1]
-    out[..., 0] = c * x - s * y
-    out[..., 1] = s * x + c * y
-    return out.astype(np.float32)
+    """Rotate normal vectors by ``angle`` degrees counter-clockwise about the z axis."""
+    return get_task('normals').rotate_values(normals, angle)
 
 
-def flip_map(arr: np.ndarray, kind: str, direction: str) -> np.ndarray:
-    """Flip a task map; normals get x negated (horizontal) or y negated (vertical)."""
-    if direction == 'horizontal':
-        out = arr[:, ::-1]
-    elif direction == 'vertical':
-        out = arr[::-1]
-    else:
-        raise ValueError(f'flip direction must be "horizontal" or "vertical", got {direction!r}')
-    out = np.ascontiguousarray(out)
-    if kind == 'normals':
-        out[..., 0 if direction == 'horizontal' else 1] *= -1
-    return out
-
-
-def _task_maps(results: dict) -> List[Tuple[str, str]]:
-    """``(task, kind)`` for every ground-truth map present, validating each."""
+def _task_maps(results: dict) -> List[Tuple[str, BaseTask]]:
+    """``(task, definition)`` for every ground-truth map present, validating each."""
     pairs = []
     for task in results.get('task_fields', []):
         key = f'gt_{task}'
         if key not in results:
             raise KeyError(f'task {task!r} is listed in task_fields but results has no {key!r}')
-        kind = map_kind(task)
-        check_map(task, results[key], kind)
-        pairs.append((task, kind))
+        definition = get_task(task)
+        definition.check_map(results[key])
+        pairs.append((task, definition))
     return pairs
 
 
@@ -226,9 +96,9 @@ def _resize_results(results: dict, new_size: Tuple[int, int]) -> None:
     # here because they would silently fall out of alignment.
     _check_aligned(results, 'MTResize')
     results['img'] = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    for task, kind in _task_maps(results):
+    for task, definition in _task_maps(results):
         key = f'gt_{task}'
-        results[key] = resize_map(results[key], kind, (new_h, new_w))
+        results[key] = definition.resize(results[key], (new_h, new_w))
     w_scale, h_scale = new_w / w, new_h / h
     # scale_factor maps the original image onto the current one (composed over
     # several resizes), so predictions can always be brought back to ori_shape.
@@ -429,10 +299,10 @@ class MTRandomFlip(BaseTransform):
         flip = self._do_flip()
         if flip:
             _check_aligned(results, 'MTRandomFlip')
-            results['img'] = flip_map(img, 'image', self.direction)
-            for task, kind in _task_maps(results):
+            results['img'] = rs.flip_array(img, self.direction)
+            for task, definition in _task_maps(results):
                 key = f'gt_{task}'
-                results[key] = flip_map(results[key], kind, self.direction)
+                results[key] = definition.flip(results[key], self.direction)
             # A second flip undoes the first: record the net state.
             results['flip'] = not results.get('flip', False)
         else:
@@ -537,14 +407,11 @@ class MTRandomRotate(BaseTransform):
         border = self.pad_val if isinstance(self.pad_val, (int, float)) else tuple(self.pad_val)
         results['img'] = cv2.warpAffine(img, matrix, size, flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_CONSTANT, borderValue=border)
-        for task, kind in _task_maps(results):
+        for task, definition in _task_maps(results):
             key = f'gt_{task}'
-            out = warp_map(results[key], kind, matrix, size, self.seg_pad_val)
-            if kind == 'normals':
-                out = rotate_normals(out, angle)
-            elif kind == 'depth' and zoom != 1.0:
-                out = out / np.float32(zoom)  # invalid pixels stay 0
-            results[key] = out
+            out = definition.warp(results[key], matrix, size, fill=self.seg_pad_val)
+            out = definition.rotate_values(out, angle)
+            results[key] = definition.zoom_values(out, zoom)
         results['rotate_angle'] = float(results.get('rotate_angle', 0.0)) + angle
         results['zoom'] = float(results.get('zoom', 1.0)) * zoom
         results['img_shape'] = results['img'].shape[:2]
@@ -614,9 +481,9 @@ class MTPad(BaseTransform):
         pad_val = self.pad_val if isinstance(self.pad_val, (int, float)) else np.asarray(
             self.pad_val, dtype=img.dtype)
         results['img'] = self._pad(img, hw, pad_val)
-        for task, kind in _task_maps(results):
+        for task, definition in _task_maps(results):
             key = f'gt_{task}'
-            results[key] = self._pad(results[key], hw, fill_value(kind, self.seg_pad_val))
+            results[key] = self._pad(results[key], hw, definition.pad_value(self.seg_pad_val))
         results['pad_shape'] = hw
         results.setdefault('img_shape', img.shape[:2])
         return results
@@ -627,5 +494,5 @@ class MTPad(BaseTransform):
 
 
 __all__: List[str] = ['MTResize', 'MTRandomResize', 'MTRandomCrop', 'MTRandomFlip',
-                      'MTRandomRotate', 'MTPad', 'map_kind', 'check_map', 'resize_map',
-                      'warp_map', 'flip_map', 'rotate_normals', 'fill_value', 'target_size']
+                      'MTRandomRotate', 'MTPad', 'check_map', 'resize_map', 'rotate_normals',
+                      'target_size']

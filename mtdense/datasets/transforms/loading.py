@@ -13,9 +13,8 @@ from mmcv.transforms import BaseTransform
 
 from mtdense.datasets import io as mtio
 from mtdense.registry import TRANSFORMS
-from mtdense.tasks import check_tasks
+from mtdense.tasks import check_tasks, get_task
 
-from .geometric import check_map, map_kind, resize_map
 
 
 @TRANSFORMS.register_module()
@@ -49,24 +48,6 @@ class LoadMultiTaskImage(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(decoder={self.decoder!r})'
-
-
-def _as_task_dtype(task: str, kind: str, arr: np.ndarray, path: str) -> np.ndarray:
-    """Labels -> uint8, depth/normals -> float32; anything else is an error."""
-    if kind == 'label':
-        if arr.dtype == np.uint8:
-            return arr
-        if np.issubdtype(arr.dtype, np.integer) and (arr.size == 0 or (
-                arr.min() >= 0 and arr.max() <= 255)):
-            return arr.astype(np.uint8)
-        raise ValueError(f'{path}: task {task!r} expects uint8 labels in 0..255, got '
-                         f'{arr.dtype}' + (f' in [{arr.min()}, {arr.max()}]' if arr.size else ''))
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f'{path}: task {task!r} expects a float map, got {arr.dtype}')
-    if not np.isfinite(arr).all():
-        raise ValueError(f'{path}: task {task!r} map has NaN/inf values; the convention is '
-                         'NaN-free maps with 0 marking invalid pixels')
-    return arr.astype(np.float32, copy=False)
 
 
 @TRANSFORMS.register_module()
@@ -106,7 +87,7 @@ class LoadMultiTaskAnnotations(BaseTransform):
             if task not in ann_info:
                 raise KeyError(f'task {task!r} has no annotation for {img_path}; '
                                f'annotated tasks: {sorted(ann_info)}')
-            kind = map_kind(task)  # KeyError for names outside mtdense.tasks.TASKS
+            definition = get_task(task)  # KeyError for names no task definition has
             info = dict(ann_info[task])
             try:
                 path, decoder = info.pop('path'), info.pop('decoder')
@@ -115,17 +96,17 @@ class LoadMultiTaskAnnotations(BaseTransform):
                                'expected dict(path=..., decoder=..., **kwargs)') from None
             arr = mtio.decode(decoder, path, **info)
             try:
-                check_map(task, arr, kind)
+                definition.check_map(arr)
             except (TypeError, ValueError) as e:
                 raise ValueError(f'{path}: {e} (decoder {decoder!r})') from None
-            arr = _as_task_dtype(task, kind, arr, path)
+            arr = definition.as_dtype(arr, path)
             got_hw = tuple(arr.shape[:2])
             if got_hw != expected_hw:
                 raise ValueError(f'{path}: task {task!r} map has size (h, w) = {got_hw}, '
                                  f'expected {expected_hw} (the original size of image '
                                  f'{img_path})')
             if results.get('eval_protocol', 'native') == 'resized':
-                arr = resize_map(arr, kind, tuple(results['eval_shape'][:2]))
+                arr = definition.resize(arr, tuple(results['eval_shape'][:2]))
             results[f'gt_{task}'] = arr
             if task not in fields:
                 fields.append(task)
@@ -134,3 +115,26 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(tasks={self.tasks})'
+
+
+@TRANSFORMS.register_module()
+class LoadMultiTaskImageFromArray(BaseTransform):
+    """In-memory counterpart of ``LoadMultiTaskImage``: ``results['img']`` is an RGB array.
+
+    Checks the array (RGB uint8 (H, W, 3)) and sets ``img_shape``/``ori_shape``;
+    ``img_path`` is set to None unless given.
+    """
+
+    def transform(self, results: dict) -> dict:
+        img = results.get('img')
+        if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
+                and img.shape[2] == 3 and min(img.shape[:2]) > 0):
+            raise ValueError('LoadMultiTaskImageFromArray: expected an RGB uint8 (H, W, 3) numpy '
+                             'array with H, W > 0, got '
+                             f'{getattr(img, "dtype", type(img).__name__)} '
+                             f'{getattr(img, "shape", "")}')
+        results['img'] = np.ascontiguousarray(img)
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        results.setdefault('img_path', None)
+        return results

@@ -1,4 +1,6 @@
-from .safe_checkpoint_hook import SafeCheckpointHook
+from .prediction_writer_hook import PredictionWriterHook
+from .safe_checkpoint_hook import AtomicCheckpointHook, SafeCheckpointHook
 from .visualization_hook import MultiTaskVisualizationHook
 
-__all__ = ['SafeCheckpointHook', 'MultiTaskVisualizationHook']
+__all__ = ['AtomicCheckpointHook', 'SafeCheckpointHook', 'MultiTaskVisualizationHook',
+           'PredictionWriterHook']

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Dict, Mapping, Optional
 
-from mtdense.tasks import get_task_spec
+from mtdense.tasks import get_task
 
 
 def relative_gains(results: Mapping[str, float], baselines: Mapping[str, float],
@@ -26,7 +26,7 @@ def relative_gains(results: Mapping[str, float], baselines: Mapping[str, float],
             raise KeyError(f'delta_m: no baseline for task {task!r} (baselines have '
                            f'{sorted(baselines)})')
         if higher_is_better is None:
-            hib = get_task_spec(task).higher_is_better
+            hib = get_task(task).higher_is_better
         elif task in higher_is_better:
             hib = bool(higher_is_better[task])
         else:

@@ -13,13 +13,13 @@ from mmengine.structures import BaseDataElement, PixelData
 from prettytable import PrettyTable
 
 from mtdense.registry import METRICS
-from mtdense.tasks import HUMAN_PARTS_CLASSES, IGNORE_INDEX, TASKS, check_tasks, get_task_spec
+from mtdense.tasks import IGNORE_INDEX, TASKS, check_tasks, get_task
 
-from ..baselines import Baselines, load_baselines
-from ..functional import DepthStats, NormalsStats, SaliencyStats, SegStats, relative_gains
+from ..functional.baselines import Baselines, load_baselines
+from ..functional import DEFAULT_EDGE_MAX_DIST, STATS, SegStats, relative_gains
 from ..functional._utils import to_numpy
 
-Stats = Union[SegStats, SaliencyStats, NormalsStats, DepthStats]
+Stats = Any  # the statistics object of a task definition (mtdense.evaluation.functional)
 
 #: saliency_protocol -> precision/recall of an image whose prediction and GT are both empty
 SALIENCY_PROTOCOLS: Dict[str, float] = {'mtdense': 1.0, 'astmt': 0.0}
@@ -48,12 +48,13 @@ class MultiTaskMetric(BaseMetric):
     Returned keys: ``<task>/<metric>`` for every task (semseg/human_parts: ``mIoU``,
     ``pixAcc``; saliency: ``mIoU``, ``maxF``; normals: ``mErr``, ``median``, ``rmse``,
     ``<11.25``, ``<22.5``, ``<30``; depth: ``rmse``, ``log_rmse``, ``abs_rel``,
-    ``delta1..3``) and ``multi_task/delta_m`` when ``baselines`` is given.
+    ``delta1..3``; edge: ``odsF``, ``oisF``, ``AP``) and ``multi_task/delta_m`` when
+    ``baselines`` is given.
 
     Args:
         tasks: tasks to evaluate; every sample must carry ``pred_<t>`` and ``gt_<t>``.
             None: the tasks each sample has a prediction for (ground truth required).
-        baselines: path of a baselines JSON (see :mod:`mtdense.evaluation.baselines`)
+        baselines: path of a baselines JSON (see :mod:`mtdense.evaluation.functional.baselines`)
             for Δm over the evaluated tasks' primary metrics; None: no Δm.
         num_classes: ``{task: C}`` for segmentation tasks. Defaults: semseg from
             ``len(dataset_meta['classes'])``, human_parts 7.
@@ -68,6 +69,10 @@ class MultiTaskMetric(BaseMetric):
         ignore_index: ignored label value of seg/saliency ground truth.
         normals_bin_width: angle histogram bin (degrees) for the normals median.
         depth_min_pred: clamp of depth predictions before logs and ratios.
+        edge_max_dist: edge matching tolerance as a fraction of the image diagonal;
+            None: the dataset metainfo's ``edge_max_dist`` (PASCAL-Context 0.0075,
+            NYUD-v2 0.011), else the BSDS default 0.0075.
+        edge_thresholds: edge probability thresholds (default 0.01, ..., 0.99).
         log_per_class: also log per-class IoU tables for segmentation tasks.
         collect_device, prefix, collect_dir: see :class:`mmengine.evaluator.BaseMetric`.
     """
@@ -82,6 +87,8 @@ class MultiTaskMetric(BaseMetric):
                  ignore_index: int = IGNORE_INDEX,
                  normals_bin_width: float = 0.01,
                  depth_min_pred: float = 1e-3,
+                 edge_max_dist: Optional[float] = None,
+                 edge_thresholds: Optional[Sequence[float]] = None,
                  log_per_class: bool = True,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
@@ -100,9 +107,9 @@ class MultiTaskMetric(BaseMetric):
                 raise TypeError(f'MultiTaskMetric.num_classes must be a dict {{task: C}}, got '
                                 f'{num_classes!r}')
             for t, c in num_classes.items():
-                if get_task_spec(t).kind != 'seg':
-                    raise ValueError(f'MultiTaskMetric.num_classes: {t!r} is not a '
-                                     f'segmentation task')
+                if not get_task(t).has_classes:
+                    raise ValueError(f'MultiTaskMetric.num_classes: {t!r} is not a segmentation '
+                                     'task (its definition has no classes)')
                 if isinstance(c, bool) or not isinstance(c, int) or c < 1:
                     raise ValueError(f'MultiTaskMetric.num_classes[{t!r}] must be a positive '
                                      f'int, got {c!r}')
@@ -118,15 +125,17 @@ class MultiTaskMetric(BaseMetric):
         self.ignore_index = ignore_index
         self.normals_bin_width = normals_bin_width
         self.depth_min_pred = depth_min_pred
+        self.edge_max_dist = edge_max_dist
+        self.edge_thresholds = None if edge_thresholds is None else list(edge_thresholds)
         self.log_per_class = log_per_class
 
     # ------------------------------------------------------------------ statistics
     def _num_classes_of(self, task: str) -> int:
         if task in self.num_classes:
             return self.num_classes[task]
-        spec = get_task_spec(task)
-        if spec.num_channels is not None:
-            return spec.num_channels
+        definition = get_task(task)
+        if definition.num_channels is not None:
+            return definition.num_channels
         classes = (self.dataset_meta or {}).get('classes')
         if not classes:
             raise ValueError(f'MultiTaskMetric: number of classes of task {task!r} unknown; '
@@ -135,29 +144,31 @@ class MultiTaskMetric(BaseMetric):
         return len(classes)
 
     def _class_names(self, task: str, n: int) -> List[str]:
-        spec = get_task_spec(task)
-        if spec.name == 'human_parts' and n == len(HUMAN_PARTS_CLASSES):
-            return list(HUMAN_PARTS_CLASSES)
+        definition = get_task(task)
+        if definition.class_names is not None and len(definition.class_names) == n:
+            return list(definition.class_names)
         classes = (self.dataset_meta or {}).get('classes')
-        if spec.name == 'semseg' and classes and len(classes) == n:
-            return [str(c) for c in classes]
+        if definition.num_channels is None and classes and len(classes) == n:
+            return [str(c) for c in classes]  # the dataset's classes (semseg)
         return [str(i) for i in range(n)]
 
+    def _edge_max_dist(self) -> float:
+        if self.edge_max_dist is not None:
+            return self.edge_max_dist
+        return float((self.dataset_meta or {}).get('edge_max_dist', DEFAULT_EDGE_MAX_DIST))
+
     def new_stats(self, task: str) -> Stats:
-        """An empty accumulator configured for ``task``."""
-        kind = get_task_spec(task).kind
-        if kind == 'seg':
-            return SegStats(self._num_classes_of(task), ignore_index=self.ignore_index,
-                            nan_to_zero=self.nan_to_zero)
-        if kind == 'binary':
-            return SaliencyStats(ignore_index=self.ignore_index,
-                                 pooled_beta2=0.3 if self.saliency_beta_switch else None,
-                                 empty_pr=SALIENCY_PROTOCOLS[self.saliency_protocol])
-        if kind == 'normals':
-            return NormalsStats(bin_width=self.normals_bin_width)
-        if kind == 'depth':
-            return DepthStats(min_pred=self.depth_min_pred)
-        raise ValueError(f'MultiTaskMetric: no evaluator for task kind {kind!r} ({task!r})')
+        """An empty accumulator configured for ``task`` (its definition picks the class)."""
+        definition = get_task(task)
+        options = dict(ignore_index=self.ignore_index, nan_to_zero=self.nan_to_zero,
+                       saliency_beta_switch=self.saliency_beta_switch,
+                       saliency_empty_pr=SALIENCY_PROTOCOLS[self.saliency_protocol],
+                       normals_bin_width=self.normals_bin_width,
+                       depth_min_pred=self.depth_min_pred,
+                       edge_max_dist=self._edge_max_dist(),
+                       edge_thresholds=self.edge_thresholds,
+                       num_classes=self._num_classes_of(task) if definition.has_classes else None)
+        return definition.new_stats(STATS, options)
 
     # ------------------------------------------------------------------ process
     def _sample_tasks(self, sample: Any, where: str) -> List[str]:
@@ -166,7 +177,7 @@ class MultiTaskMetric(BaseMetric):
         tasks = [k[len('pred_'):] for k in sample.keys() if k.startswith('pred_')]
         for t in tasks:
             try:
-                get_task_spec(t)
+                get_task(t)
             except KeyError as e:
                 raise KeyError(f'{where}: prediction field "pred_{t}" is not a known task '
                                f'({e.args[0]}); pass MultiTaskMetric(tasks=[...])') from None
@@ -175,7 +186,7 @@ class MultiTaskMetric(BaseMetric):
                            f'{sorted(sample.keys())})')
         # Data-element fields are an unordered set: use the canonical task order.
         canonical = list(TASKS)
-        return sorted(tasks, key=lambda t: (canonical.index(get_task_spec(t).name), t))
+        return sorted(tasks, key=lambda t: (canonical.index(get_task(t).name), t))
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Append one record ``{task: state}`` of additive statistics per sample."""
@@ -195,10 +206,7 @@ class MultiTaskMetric(BaseMetric):
                 if isinstance(stats, SegStats):
                     self._check_logit_classes(sample, task, stats.num_classes, where)
                 try:
-                    if stats.kind == 'normals':
-                        stats.update(pred, gt, channel_axis=0)  # (3, H, W)
-                    else:
-                        stats.update(pred, gt)
+                    get_task(task).update_stats(stats, pred, gt)  # (C, H, W) sample layout
                 except (ValueError, TypeError) as e:
                     raise type(e)(f'{where}, task {task!r}: {e}') from e
                 record[task] = stats.state_dict()
@@ -260,7 +268,7 @@ class MultiTaskMetric(BaseMetric):
                       'or use baselines of your own runs (tools/make_baselines.py)',
                       logger='current', level=logging.WARNING)
         elif self.baselines is not None and order:
-            values = {t: metrics[f'{t}/{get_task_spec(t).primary_metric}'] for t in order}
+            values = {t: metrics[f'{t}/{get_task(t).primary_metric}'] for t in order}
             gains = relative_gains(values, self.baselines.primary(order))
             metrics['multi_task/delta_m'] = float(sum(gains.values()) / len(gains))
         self._log(metrics, accum, n_samples, gains)
@@ -282,13 +290,18 @@ class MultiTaskMetric(BaseMetric):
         lines.append(f'evaluation protocol: {self.eval_protocol or "native"} (ground truth '
                      f'{"resized to the network input" if self.eval_protocol == "resized" else "at its original resolution"}); '
                      f'saliency protocol: {self.saliency_protocol}')
+        edge_tasks = [t for t in accum if get_task(t).stats_type == 'EdgeStats']
+        if edge_tasks:
+            lines.append(f'edge ({", ".join(edge_tasks)}): odsF / oisF / AP from mtdense\'s '
+                         f'BSDS-style matching within {self._edge_max_dist()} x the diagonal, '
+                         'approximate vs SEISM (not yet validated against SEISM outputs)')
         lines.append(format_table(metrics))
         if gains is not None:
             t = PrettyTable(['task', 'metric', 'value', 'baseline', 'gain %'])
             t.title = f'Δm = {metrics["multi_task/delta_m"]:+.2f}% vs {self.baselines.path}'
             base = self.baselines.primary(gains)
             for task, g in gains.items():
-                m = get_task_spec(task).primary_metric
+                m = get_task(task).primary_metric
                 t.add_row([task, m, _fmt(task, m, metrics[f'{task}/{m}']),
                            _fmt(task, m, base[task]), f'{g:+.2f}'])
             lines.append(t.get_string())
@@ -321,7 +334,7 @@ def _field_data(sample: Any, key: str, where: str) -> np.ndarray:
 
 def _fmt(task: str, metric: str, value: float) -> str:
     try:
-        base = get_task_spec(task).name
+        base = get_task(task).name
     except KeyError:
         base = task
     digits = 4 if metric in _FINE_METRICS.get(base, ()) else 2

@@ -109,8 +109,18 @@ class MMSegSwin(BackboneHost):
                     block_index=len(self.blocks) - 1, channels=bb.num_features[s], stride=stride))
 
     def init_backbone_weights(self) -> None:
-        # mmseg's from-scratch init (trunc-normal linears, unit LayerNorms)
-        self.backbone.init_weights()
+        # mmseg's from-scratch init (trunc-normal linears, unit LayerNorms). Its own notice
+        # ("No pre-trained weights ... training start from scratch", a bare print) is replaced:
+        # it also appeared before a trained checkpoint was loaded into the model, where it
+        # misled; ours says what happened and goes to the log.
+        import contextlib
+        import io
+
+        from mmengine.logging import print_log
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.backbone.init_weights()
+        print_log('MMSegSwin: no backbone checkpoint given: weights randomly initialised (a '
+                  'checkpoint loaded into the model afterwards replaces them)', logger='current')
 
     def forward_main(self, x: Tensor, backbone: Optional[nn.Module] = None) -> List[Tensor]:
         bb = self.backbone if backbone is None else backbone

@@ -106,26 +106,40 @@ class SegCrossEntropyLoss(nn.Module):
 
 @MODELS.register_module()
 class BalancedBCELoss(nn.Module):
-    """Class-balanced binary cross-entropy on logits (saliency).
+    """Class-balanced binary cross-entropy on logits (saliency, edges).
 
     With P positive and N negative valid pixels in the batch (V = P + N)::
 
-        loss = (N/V * sum_pos bce + P/V * sum_neg bce) / V
+        loss = (w * sum_pos bce + (1 - w) * sum_neg bce) / V
 
-    i.e. each class is weighted by the frequency of the *other* one, so the rarer
-    class is not swamped. If only one class is present in the batch the
-    balancing weight of that class would be 0 and nothing would be learned, so
-    the loss falls back to the plain mean BCE over valid pixels.
+    ``pos_weight=None`` (saliency): w = N / V, each class weighted by the frequency of
+    the *other* one, so the rarer class is not swamped; if only one class is present
+    in the batch that weight would be 0 and nothing would be learned, so the loss falls
+    back to the plain mean BCE over valid pixels. A fixed ``pos_weight`` w (edges: 0.95,
+    the ASTMT / MTI-Net convention) is used as is.
 
     Args:
         ignore_index: label value excluded from the loss (255).
         balanced: False gives the plain mean BCE over valid pixels.
+        pos_weight: fixed weight w in (0, 1) of the positives (negatives: 1 - w);
+            None: the batch's negative share.
     """
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX, balanced: bool = True) -> None:
+    def __init__(self, ignore_index: int = IGNORE_INDEX, balanced: bool = True,
+                 pos_weight: Optional[float] = None) -> None:
         super().__init__()
+        if pos_weight is not None and (isinstance(pos_weight, bool)
+                                       or not isinstance(pos_weight, (int, float))
+                                       or not 0 < pos_weight < 1):
+            raise ValueError(f'BalancedBCELoss: pos_weight must be a number in (0, 1) (the '
+                             f'weight of positives; negatives get 1 - pos_weight) or None, got '
+                             f'{pos_weight!r}')
+        if pos_weight is not None and not balanced:
+            raise ValueError('BalancedBCELoss: pos_weight is a balancing weight; it cannot be '
+                             'combined with balanced=False')
         self.ignore_index = int(ignore_index)
         self.balanced = bool(balanced)
+        self.pos_weight = None if pos_weight is None else float(pos_weight)
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         _check_pair(type(self).__name__, pred, target, 1, 1)
@@ -139,10 +153,17 @@ class BalancedBCELoss(nn.Module):
         neg = valid & (labels == 0)
         per_pixel = F.binary_cross_entropy_with_logits(pred, pos.to(pred.dtype), reduction='none')
         num_pos, num_neg = pos.sum(), neg.sum()
-        if not self.balanced or num_pos == 0 or num_neg == 0:
-            return masked_mean(per_pixel, valid)
         num_valid = (num_pos + num_neg).to(pred.dtype)
-        weights = torch.where(pos, num_neg / num_valid, num_pos / num_valid)
+        if self.pos_weight is not None:
+            if num_valid == 0:
+                return masked_mean(per_pixel, valid)
+            w_pos = pred.new_tensor(self.pos_weight)
+            w_neg = pred.new_tensor(1.0 - self.pos_weight)
+        elif not self.balanced or num_pos == 0 or num_neg == 0:
+            return masked_mean(per_pixel, valid)
+        else:
+            w_pos, w_neg = num_neg / num_valid, num_pos / num_valid
+        weights = torch.where(pos, w_pos, w_neg)
         weights = torch.where(valid, weights, weights.new_zeros(()))
         return (weights * per_pixel).sum() / num_valid
 

@@ -18,7 +18,7 @@ File format (one JSON object)::
 
 ``metrics`` maps task names (see :mod:`mtdense.tasks`) to ``{metric: number}``; Δm uses
 each task's primary metric (semseg / human_parts / saliency ``mIoU``, normals ``mErr``,
-depth ``rmse``) in the units mtdense reports (percent, degrees, metres). Other metric
+depth ``rmse``, edge ``odsF``) in the units mtdense reports (percent, degrees, metres). Other metric
 names may be recorded too. ``source`` is required and must be non-empty: a number
 without provenance is not accepted. ``protocol`` records the evaluation protocol
 (``eval_protocol``: 'native' | 'resized', see ``MTTestResize``; ``saliency_protocol``:
@@ -33,7 +33,7 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-from mtdense.tasks import get_task_spec
+from mtdense.tasks import get_task
 
 _REQUIRED = ('dataset', 'backbone', 'metrics', 'source')
 _OPTIONAL = ('method', 'notes', 'protocol')
@@ -64,7 +64,7 @@ class Baselines:
         where = self.path or '<baselines>'
         out = {}
         for task in tasks:
-            metric = get_task_spec(task).primary_metric
+            metric = get_task(task).primary_metric
             if task not in self.metrics:
                 raise KeyError(f'{where}: no baseline for task {task!r} (the file has '
                                f'{sorted(self.metrics)}); Δm needs every evaluated task')
@@ -122,7 +122,7 @@ def parse_baselines(obj: Any, where: str = '<baselines>') -> Baselines:
     clean: Dict[str, Dict[str, float]] = {}
     for task, values in metrics.items():
         try:
-            get_task_spec(task)
+            get_task(task)
         except KeyError as e:
             raise ValueError(f'{where}: metrics: {e.args[0]}') from None
         if not isinstance(values, dict) or not values:
@@ -186,7 +186,7 @@ def baselines_from_runs(runs: Iterable[Mapping[str, Any]], dataset: str, backbon
             task, sep, name = key.partition('/')
             if not sep or task == 'multi_task':
                 continue
-            get_task_spec(task)
+            get_task(task)
             tasks.setdefault(task, {})[name] = float(value)
         if not tasks:
             raise ValueError(f'{path}: no per-task metrics')

@@ -1,0 +1,8 @@
+# Method benchmark row "multi-task FT" of the MobileNetV2: one shared, fully trained MobileNetV2.
+# mtdense.benchmark.conv_baselines.TimmCNNBaseline in place of the seed methods' per-task streams;
+# the protocol (mnv2_protocol.py) supplies the weights, heads, data and schedule.
+_base_ = ['../_base_/models/mobilenetv2_modulation.py']
+custom_imports = dict(imports=['mtdense.benchmark.conv_baselines'], allow_failed_imports=False)
+model = dict(backbone=dict(_delete_=True, type='TimmCNNBaseline', mode='full_ft',
+                           backbone=dict(model_name='mobilenetv2_100', pretrained_path=None)))
+benchmark = dict(label='multi-task FT', protocol='mnv2_protocol.py', role='method')

@@ -1,0 +1,138 @@
+"""Benchmark presets: data, budget, grid, seeds and measurement settings.
+
+Every row of a preset gets the same data, iterations, batch, learning-rate grid and
+seeds; the row configs fix everything else (``configs/benchmark/``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+__all__ = ['Preset', 'PRESETS', 'get_preset', 'ALL_ROWS']
+
+#: every row shipped in configs/benchmark/ (the order of the tables)
+ALL_ROWS: Tuple[str, ...] = (
+    'swin_single_task_ft', 'swin_full_ft', 'swin_decoder_only', 'swin_bitfit',
+    'swin_per_task_adapter', 'swin_per_task_lora', 'swin_mtlora', 'swin_vmt', 'swin_vmt_lite',
+    'mnv2_single_task_ft', 'mnv2_full_ft', 'mnv2_decoder_only', 'mnv2_modulation',
+    'mnv2_depthwise_sharing',
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What one benchmark invocation trains and measures.
+
+    Attributes:
+        name: preset name (recorded; names the default output folders).
+        rows: row keys (``configs/benchmark/<key>.py``), table order.
+        num_trainval: scenes of the training rendering (seed ``data_seed``); the last
+            ``val_fraction`` of them are the validation split (tuning only).
+        val_fraction: see ``num_trainval``.
+        num_test: scenes of the held-out test rendering (seed ``test_seed``), used only
+            for the reported numbers of the selected runs.
+        img_size: rendered (H, W).
+        data_seed / test_seed: the two renderings' seeds (must differ).
+        upstream_iters: iterations of the Swin upstream pretraining (semseg + depth).
+        iters: training iterations of every run (batch and crop from the protocol).
+        lrs: the learning-rate grid, the same for every row.
+        seeds: training seeds; ``seeds[0]`` is also the tuning seed (its run at the
+            chosen lr is reused as that seed's final run).
+        profile: settings of the cost measurement (``mtdense.analysis.ProfileSettings``
+            fields): task counts, warm-up, repeats, time cap.
+        protocol_options: ``--cfg-options``-style overrides of every protocol (and of
+            the upstream config), e.g. a smaller Swin for tests.
+        workers: parallel worker processes (one thread each).
+    """
+    name: str
+    rows: Tuple[str, ...] = ALL_ROWS
+    num_trainval: int = 400
+    val_fraction: float = 0.2
+    num_test: int = 100
+    img_size: Tuple[int, int] = (96, 128)
+    data_seed: int = 0
+    test_seed: int = 1
+    upstream_iters: int = 800
+    iters: int = 300
+    lrs: Tuple[float, ...] = (1e-3, 3e-3)
+    seeds: Tuple[int, ...] = (0, 1, 2)
+    profile: Dict[str, Any] = field(default_factory=lambda: dict(
+        num_tasks=[1, 5, 8], warmup=1, repeats=5, min_repeats=2, max_seconds=2.0))
+    protocol_options: Dict[str, Any] = field(default_factory=dict)
+    workers: int = 2
+
+    def validate(self) -> 'Preset':
+        """Raise ``ValueError`` naming the field and value that cannot work."""
+        def bad(name: str, value: Any, expected: str) -> None:
+            raise ValueError(f'preset {self.name!r}: {name}={value!r}; expected {expected}')
+        if not self.rows or len(set(self.rows)) != len(self.rows):
+            bad('rows', self.rows, 'a non-empty list of distinct row keys')
+        if self.num_trainval < 4:
+            bad('num_trainval', self.num_trainval, '>= 4')
+        n_val = round(self.num_trainval * self.val_fraction)
+        if not 0 < n_val < self.num_trainval:
+            bad('val_fraction', self.val_fraction,
+                f'a share of num_trainval={self.num_trainval} leaving >= 1 train and val scene')
+        if self.num_test < 1:
+            bad('num_test', self.num_test, '>= 1')
+        if self.data_seed == self.test_seed:
+            bad('test_seed', self.test_seed, f'a seed other than data_seed={self.data_seed} '
+                '(the test split is a second, independent rendering)')
+        if self.iters < 2 or self.upstream_iters < 2:
+            bad('iters/upstream_iters', (self.iters, self.upstream_iters), '>= 2 each')
+        if not self.lrs or any(lr <= 0 for lr in self.lrs) or len(set(self.lrs)) != len(self.lrs):
+            bad('lrs', self.lrs, 'distinct positive learning rates')
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            bad('seeds', self.seeds, 'distinct seeds')
+        if self.workers < 1:
+            bad('workers', self.workers, '>= 1')
+        ts = list(self.profile.get('num_tasks', []))
+        if 1 not in ts:
+            bad('profile.num_tasks', ts, 'a list containing 1')
+        return self
+
+    @property
+    def tuning_seed(self) -> int:
+        return self.seeds[0]
+
+    def replace(self, **changes: Any) -> 'Preset':
+        """A copy with ``changes`` (``None`` values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d['tuning_seed'] = self.tuning_seed
+        return d
+
+
+PRESETS: Dict[str, Preset] = {
+    # <= 15 min on 2 idle cores: every row with the full preset's protocol (batch 8, 96x96
+    # crops: its measured per-iteration times carry over to the full preset's estimate), a
+    # short schedule, the smallest grid that still tunes, smaller validation/test sets
+    'quick': Preset(name='quick', num_trainval=240, num_test=64, upstream_iters=500, iters=30,
+                    lrs=(1e-3, 3e-3), seeds=(0, 1, 2),
+                    profile=dict(num_tasks=[1, 5, 8], warmup=0, repeats=2, min_repeats=1,
+                                 max_seconds=0.5)),
+    # <= 90 min on 2 idle cores (estimated from the quick run's per-run times with
+    # tools/benchmark_methods.py --preset full --estimate-from DIR; docs/benchmarks.md).
+    # Grid: the recorded quick run chose 3e-3, the top of its grid, for 12 of 14 rows and
+    # 1e-3 for the other two, so the grid reaches one step further up
+    'full': Preset(name='full', num_trainval=400, num_test=100, upstream_iters=800, iters=200,
+                   lrs=(1e-3, 3e-3, 1e-2), seeds=(0, 1, 2),
+                   profile=dict(num_tasks=[1, 5, 8], warmup=1, repeats=5, min_repeats=2,
+                                max_seconds=2.0)),
+}
+
+
+def get_preset(name: str, overrides: Optional[Dict[str, Any]] = None) -> Preset:
+    """A shipped preset by name, with optional field overrides, validated."""
+    if name not in PRESETS:
+        raise KeyError(f'unknown preset {name!r}; expected one of {sorted(PRESETS)}')
+    preset = PRESETS[name]
+    if overrides:
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(Preset)})
+        if unknown:
+            raise KeyError(f'preset overrides: unknown field(s) {unknown}')
+        preset = preset.replace(**overrides)
+    return preset.validate()
