@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Standard cost-versus-number-of-tasks comparison on CPU (Swin-T; VMT, VMT-Lite, per-task
-# Adapter, per-task LoRA, MTLoRA, multi-task full FT) with tools/profile_tasks.py: every run
-# times its points in interleaved rounds (shuffled order each round) and reports same-round
+# Adapter, per-task LoRA, MTLoRA, multi-task full FT) with `mtdense profile`
+# (mtdense/cli/profile_tasks.py): every run times its points in interleaved rounds (shuffled order each round) and reports same-round
 # paired ratios with 95 % bootstrap intervals. On a GPU use benchmarks/gpu_preset.sh.
 #
 # Usage:
@@ -93,13 +93,13 @@ run() {  # run NAME ARGS...
   case " $RUNS " in *" $name "*) ;; *) [ "${name#options_}" != "$name" ] || return 0 ;; esac
   local reps=()
   [ -z "$REPEATS" ] || reps=(--repeats "$REPEATS")
-  echo "${PY#"$ROOT"/} tools/profile_tasks.py $* ${reps[*]} --threads 1 --out $OUT/$name" \
+  echo "${PY#"$ROOT"/} -m mtdense.cli profile $* ${reps[*]} --threads 1 --out $OUT/$name" \
     >> "$OUT/commands.txt"
   local t0=$SECONDS rc=0 l0
   l0=$(load)
   mkdir -p "$OUT/$name"
   # full stderr to a log; progress lines to the terminal
-  "$PY" tools/profile_tasks.py "$@" "${reps[@]}" --threads 1 --out "$OUT/$name" \
+  "$PY" -m mtdense.cli profile "$@" "${reps[@]}" --threads 1 --out "$OUT/$name" \
     > "$OUT/$name/summary.md" \
     2> >(tee "$OUT/$name/stderr.log" | grep --line-buffered -E '^\[profile_tasks\] (round|memory|built)|Error' >&2) \
     || rc=$?

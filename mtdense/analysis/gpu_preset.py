@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from .settings import DEFAULT_CONFIGS, ProfileSettings
+from .settings import ProfileSettings, default_configs
 
 __all__ = ['plan_runs', 'main']
 
@@ -37,7 +37,7 @@ def plan_runs(device: str, sizes: List[int], batches: List[int], dtypes: List[st
               num_tasks: List[int], modes: List[str], warmup: int, repeats: int,
               max_seconds: Optional[float], configs=None) -> List[Dict[str, Any]]:
     """One entry per (size, batch, dtype): ``name`` and the ``ProfileSettings`` fields."""
-    configs = [(lab, str(REPO / path)) for lab, path in (configs or DEFAULT_CONFIGS)]
+    configs = default_configs(configs)
     runs = []
     for size in sizes:
         for batch in batches:

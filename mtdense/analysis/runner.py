@@ -351,7 +351,7 @@ def profile(settings: ProfileSettings) -> Dict[str, Any]:
             records.append(rec)
             _log(describe(rec))
     report = OrderedDict(
-        schema_version=SCHEMA_VERSION, tool='tools/profile_tasks.py',
+        schema_version=SCHEMA_VERSION, tool='mtdense profile',
         created=_dt.datetime.now().astimezone().isoformat(timespec='seconds'),
         wall_seconds=round(time.time() - started, 1), machine=machine_info(settings.device),
         settings=s,

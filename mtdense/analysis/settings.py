@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-__all__ = ['ProfileSettings', 'DEFAULT_CONFIGS', 'SCHEMA_VERSION', 'BACKBONE_ALONE', 'MODES',
+__all__ = ['ProfileSettings', 'DEFAULT_CONFIGS', 'default_configs', 'SCHEMA_VERSION', 'BACKBONE_ALONE', 'MODES',
            'TIMED_MODES', 'SCHEDULES', 'ISOLATION', 'MEMORY_MODES', 'CPU_ALLOCS',
            'CACHED_ALLOC_ENV', 'INFER_FORWARDS', 'OPTIMIZERS', 'config_label']
 
@@ -179,6 +179,15 @@ class ProfileSettings:
     def timed_modes(self) -> List[str]:
         """The modes that are timed (``infer``, ``train``), in the given order."""
         return [m for m in self.modes if m in TIMED_MODES]
+
+
+def default_configs(configs=None) -> List[tuple]:
+    """``(label, absolute path)`` of :data:`DEFAULT_CONFIGS` (or of ``configs``, paths
+    under ``configs/``), in this checkout's or the installed package's config zoo."""
+    from mtdense.utils.config_names import configs_root
+    root = Path(configs_root() or 'configs')
+    return [(lab, str(root / Path(path).relative_to('configs')))
+            for lab, path in (configs or DEFAULT_CONFIGS)]
 
 
 def config_label(path: str) -> str:

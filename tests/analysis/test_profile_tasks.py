@@ -1,4 +1,4 @@
-"""tools/profile_tasks.py and mtdense.analysis on a tiny mmseg Swin at 32 px.
+"""``mtdense profile`` (mtdense/cli/profile_tasks.py) and mtdense.analysis on a tiny mmseg Swin at 32 px.
 
 Only counted quantities are asserted (FLOPs, parameters, record and round counts,
 schema keys, how paired ratios are formed from the recorded rounds); timings and memory
@@ -41,10 +41,21 @@ LABELS = ('vmt', 'fullft', 'pta')
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('profile_tasks', REPO / 'tools/profile_tasks.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module('mtdense.cli.profile_tasks')
+
+
+def test_subcommand_and_tools_wrapper_run_the_same_tool(capsys):
+    from mtdense.cli import COMMANDS
+    from mtdense.cli import main as mtdense_main
+    assert COMMANDS['profile'][0] == 'profile_tasks'
+    with pytest.raises(SystemExit) as exc:
+        mtdense_main(['profile', '--help'])
+    assert exc.value.code == 0 and 'interleaved' in capsys.readouterr().out
+    spec = importlib.util.spec_from_file_location('profile_tasks_tool',
+                                                  REPO / 'tools/profile_tasks.py')
+    wrapper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wrapper)
+    assert wrapper.main is _load_tool().main
 
 
 def tiny_config(tmp_path, peft='VMTAdapter', name=None) -> str:
