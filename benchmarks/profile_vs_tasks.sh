@@ -58,16 +58,8 @@ done
 
 cd "$ROOT"
 if [ -z "$OUT" ]; then
-  SLUG=$("$PY" - <<'EOF'
-import re
-name = 'cpu'
-with open('/proc/cpuinfo') as f:
-    for line in f:
-        if line.lower().startswith('model name'):
-            name = 'cpu-' + line.split(':', 1)[1].strip()
-            break
-print(re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-'))
-EOF
+  SLUG=$(PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c \
+    'from mtdense.analysis.machine import cpu_slug; print(cpu_slug())'
 )
   OUT="benchmarks/results/$(date +%F)_${SLUG}"
 fi

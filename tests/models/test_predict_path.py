@@ -76,6 +76,16 @@ def _reference(model, x, samples, joint: bool):
     return res
 
 
+def _predicted_and_reference(dtype, joint: bool, **kw):
+    model = _model(dtype, **kw)
+    x = torch.randn(3, 3, 64, 64, dtype=dtype)
+    samples = _samples(3)
+    got = _predict(model, x, samples)
+    with torch.no_grad():
+        ref = _reference(model, x, samples, joint=joint)
+    return got, ref
+
+
 def _predict(model, x, samples):
     with torch.inference_mode():
         out = model(x, copy.deepcopy(samples), mode='predict')
@@ -85,12 +95,7 @@ def _predict(model, x, samples):
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('depth_activation', ['none', 'exp', 'softplus'])
 def test_predictions_equal_the_per_task_reference_bit_for_bit(dtype, depth_activation):
-    model = _model(dtype, depth_activation=depth_activation)
-    x = torch.randn(3, 3, 64, 64, dtype=dtype)
-    samples = _samples(3)
-    got = _predict(model, x, samples)
-    with torch.no_grad():
-        ref = _reference(model, x, samples, joint=False)
+    got, ref = _predicted_and_reference(dtype, False, depth_activation=depth_activation)
     for g, r in zip(got, ref):
         for k in FIELDS:
             assert g[k].shape == r[k].shape, k
@@ -101,12 +106,7 @@ def test_predictions_equal_the_previous_joint_upsampling():
     """Against the previous implementation (one interpolation of all tasks): labels
     identical; maps equal to rounding (vectorised and scalar channel lanes round
     differently in the last bit)."""
-    model = _model(torch.float64)
-    x = torch.randn(3, 3, 64, 64, dtype=torch.float64)
-    samples = _samples(3)
-    got = _predict(model, x, samples)
-    with torch.no_grad():
-        ref = _reference(model, x, samples, joint=True)
+    got, ref = _predicted_and_reference(torch.float64, True)
     for g, r in zip(got, ref):
         for k in FIELDS:
             if k.startswith('pred_semseg') or k == 'pred_human_parts':

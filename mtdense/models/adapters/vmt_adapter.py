@@ -35,7 +35,6 @@ was page-faulted in on every call.
 from __future__ import annotations
 
 import functools
-import threading
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -44,24 +43,15 @@ from torch import Tensor
 
 from mtdense.registry import MODELS
 from mtdense.models.backbones.base_host import BackboneHost
-from mtdense.models.heads.task_batched import ScratchBuffers
+from mtdense.models.heads.task_batched import PerThreadState, ScratchBuffers
 from .base import BasePEFTMethod, build_activation, per_stage, ratio_bottlenecks
 from .kem import KEM_TYPES, build_kem, kem_num_params
 
 
-class _ForwardState:
+class _ForwardState(PerThreadState):
     """The hooks' hand-over between an MLP slot, its block and ``forward_features``, kept
     per thread so that concurrent forwards of one model (inference servers) do not mix
     their tensors. Copies and pickles start empty."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def __reduce__(self):
-        return (type(self), ())
-
-    def __deepcopy__(self, memo) -> '_ForwardState':
-        return type(self)()
 
     @property
     def cache(self) -> Dict[int, Tuple[Tensor, Tensor]]:

@@ -28,10 +28,24 @@ from torch import Tensor
 
 from .light_head import LightMultiScaleHead
 
-__all__ = ['ScratchBuffers', 'can_batch_heads', 'task_batched_heads_forward']
+__all__ = ['PerThreadState', 'ScratchBuffers', 'can_batch_heads', 'task_batched_heads_forward']
 
 
-class ScratchBuffers:
+class PerThreadState:
+    """State kept per thread in ``self._local`` (a ``threading.local``), so concurrent
+    forwards of one model do not mix it; copies and pickles start empty."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __reduce__(self):
+        return (type(self), ())
+
+    def __deepcopy__(self, memo) -> 'PerThreadState':
+        return type(self)()
+
+
+class ScratchBuffers(PerThreadState):
     """Per-thread tensors reused across calls for intermediates that never leave a call.
 
     Only used without autograd and on CPU (the CUDA caching allocator already reuses
@@ -41,15 +55,6 @@ class ScratchBuffers:
     several threads each get their own); a buffer is replaced when the requested shape,
     dtype or device differs. Deep-copies and pickles start empty.
     """
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def __reduce__(self):
-        return (type(self), ())
-
-    def __deepcopy__(self, memo) -> 'ScratchBuffers':
-        return type(self)()
 
     @staticmethod
     def applies(like: Tensor) -> bool:
