@@ -15,9 +15,7 @@
 # run resumes when the same command is given again with the same --out (printed at the start).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-$ROOT/.venv/bin/python}"
-[ -x "$PY" ] || PY=python
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"  # ROOT, PY, machine_slug, write_machine_json
 PRESET=quick
 OUT=""
 ARGS=()
@@ -35,27 +33,12 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 # one OpenMP thread per process: two training processes share the two cores
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 if [ -z "$OUT" ]; then
-  SLUG=$("$PY" - <<'EOF'
-import re
-name = 'cpu'
-with open('/proc/cpuinfo') as f:
-    for line in f:
-        if line.lower().startswith('model name'):
-            name = 'cpu-' + line.split(':', 1)[1].strip()
-            break
-print(re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-'))
-EOF
-)
+  SLUG=$(machine_slug cpu)
   OUT="benchmarks/results/$(date +%F)_${SLUG}/methods_${PRESET}"
 fi
 WORK="work_dirs/benchmark_methods/${PRESET}"
 mkdir -p "$OUT"
-"$PY" - "$OUT/machine.json" <<'EOF'
-import json, sys
-import mtdense  # noqa: F401
-from mtdense.analysis import machine_info
-json.dump(machine_info('cpu'), open(sys.argv[1], 'w'), indent=1)
-EOF
+write_machine_json cpu "$OUT/machine.json"
 CMD=("$PY" tools/benchmark_methods.py --preset "$PRESET" --out "$OUT" --work-dir "$WORK" "${ARGS[@]}")
 echo "resume with: benchmarks/methods.sh --preset $PRESET --out $OUT ${ARGS[*]}"
 t0=$SECONDS

@@ -8,7 +8,4 @@ CHECKPOINT=$2
 NPROCS=$3
 shift 3
 source "$(dirname "$0")/_launch_env.sh"
-"$PY" -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
-  --master_addr="${MASTER_ADDR:-127.0.0.1}" --nproc_per_node="$NPROCS" \
-  --master_port="${PORT:-29500}" \
-  "$REPO/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"
+launch_torchrun "$NPROCS" test.py "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"

@@ -48,19 +48,14 @@ test_pipeline = [
 ]
 
 # num_workers=0: data is loaded in the main process (deterministic and cheap for 8 images).
+# Samplers, dataset type and splits: ../_base_/datasets/synthetic.py.
 train_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=data_root, tasks=tasks, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(data_root=data_root, tasks=tasks, pipeline=test_pipeline))
+val_dataloader = dict(train_dataloader,
+                      dataset=dict(train_dataloader['dataset'], pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='MultiTaskMetric', tasks=tasks)
+val_evaluator = dict(tasks=tasks)
 test_evaluator = val_evaluator
 
 param_scheduler = [

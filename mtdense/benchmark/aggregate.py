@@ -16,8 +16,8 @@ import statistics
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from mtdense.evaluation.functional import delta_m
-from mtdense.tasks import TASKS, get_task_spec
+from mtdense.evaluation.functional import delta_m, primary_metrics
+from mtdense.tasks import TASKS
 
 __all__ = ['SCHEMA_VERSION', 'SELECTION_RULE', 'DELTA_M_RULE', 'LOADER_MIN_RATIO', 'primary',
            'selection_scores', 'select_lr', 'mean_std', 'collect']
@@ -35,14 +35,8 @@ DELTA_M_RULE = ('Δm of each seed\'s test metrics against the mean over seeds of
 LOADER_MIN_RATIO = 3.0
 
 
-def primary(metrics: Mapping[str, float]) -> Dict[str, float]:
-    """``{task: value}`` of each task's primary metric in a ``task/metric`` dict."""
-    out = {}
-    for key, value in metrics.items():
-        task, _, name = key.partition('/')
-        if task in TASKS and name == get_task_spec(task).primary_metric:
-            out[task] = float(value)
-    return out
+#: ``{task: value}`` of each task's primary metric in a ``task/metric`` dict
+primary = primary_metrics
 
 
 def selection_scores(val_by_lr: Mapping[float, Mapping[str, float]]) -> Dict[float, float]:

@@ -33,20 +33,28 @@ from .presets import Preset
 __all__ = ['estimate', 'format_estimate', 'simulate']
 
 
-def _times(folder: str) -> Dict[str, Dict[str, Any]]:
-    """``{job id: job_times.jsonl record}`` (the latest successful record of each job)."""
+def latest_job_times(folder: str) -> Dict[str, Dict[str, Any]]:
+    """``{job id: job_times.jsonl record}``: the latest successful record of each job in
+    ``folder`` (none when the file is not there yet)."""
     path = os.path.join(folder, 'job_times.jsonl')
     out: Dict[str, Dict[str, Any]] = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    rec = json.loads(line)
+                    if rec.get('ok'):
+                        out[rec['id']] = rec
+    return out
+
+
+def _times(folder: str) -> Dict[str, Dict[str, Any]]:
+    """:func:`latest_job_times` of a finished benchmark (the file must be there)."""
+    path = os.path.join(folder, 'job_times.jsonl')
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path} not found: the estimate needs the per-job times of a '
                                 'finished benchmark')
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                rec = json.loads(line)
-                if rec.get('ok'):
-                    out[rec['id']] = rec
-    return out
+    return latest_job_times(folder)
 
 
 class _Clock:

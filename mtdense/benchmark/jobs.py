@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from mmengine.hooks import Hook
 
@@ -98,12 +98,20 @@ def _release(runner) -> None:
         getattr(cls, '_instance_dict', {}).pop(name, None)
 
 
-def _runner(config: str):
+def _with_runner(cfg, work: Callable[[Any], Dict[str, Any]]) -> Dict[str, Any]:
+    """Build the Runner of ``cfg`` (a config file or a ``Config``), return ``work(runner)``,
+    then release the runner (:func:`_release`) and collect it, also when ``work`` fails."""
     from mmengine.config import Config
     from mmengine.runner import Runner
     from mtdense.utils import register_all_modules
     register_all_modules()
-    return Runner.from_cfg(Config.fromfile(config))
+    runner = Runner.from_cfg(cfg if isinstance(cfg, Config) else Config.fromfile(cfg))
+    try:
+        return work(runner)
+    finally:
+        _release(runner)
+        del runner
+        gc.collect()
 
 
 def _preload(runner) -> Dict[str, Any]:
@@ -132,8 +140,8 @@ def run_train(job: Dict[str, Any]) -> Dict[str, Any]:
     """Train one run, evaluate it on the validation split, keep its checkpoint."""
     from mtdense.analysis import PeakMemory
     t0 = time.perf_counter()
-    runner = _runner(job['config'])
-    try:
+
+    def train(runner) -> Dict[str, Any]:
         timer = IterTimer()
         runner.register_hook(timer)
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
@@ -149,7 +157,7 @@ def run_train(job: Dict[str, Any]) -> Dict[str, Any]:
         ckpt = os.path.join(runner.work_dir, f'iter_{iters}.pth')
         if not os.path.isfile(ckpt):
             raise FileNotFoundError(f'{job["id"]}: training finished but {ckpt} is missing')
-        result = dict(
+        return dict(
             kind='train', id=job['id'], spec_hash=job['spec_hash'], finished=_now(),
             row=job['row'], lr=job['lr'], seed=job['seed'], iters=iters,
             val_metrics=_metrics(val), num_val=len(runner.val_dataloader.dataset),
@@ -158,10 +166,8 @@ def run_train(job: Dict[str, Any]) -> Dict[str, Any]:
             seconds=dict(build=built - t0, train=trained - built, val=done - trained,
                          total=done - t0),
             peak_rss_mb=mem.peak_mb, checkpoint=ckpt)
-    finally:
-        _release(runner)
-        del runner
-        gc.collect()
+
+    result = _with_runner(job['config'], train)
     write_json_atomic(result, job['result'])
     return result
 
@@ -169,9 +175,6 @@ def run_train(job: Dict[str, Any]) -> Dict[str, Any]:
 def run_test(job: Dict[str, Any]) -> Dict[str, Any]:
     """Evaluate a trained run's checkpoint on the held-out test split."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
-    from mtdense.utils import register_all_modules
-    register_all_modules()
     if not os.path.isfile(job['checkpoint']):
         raise FileNotFoundError(f'{job["id"]}: checkpoint {job["checkpoint"]} not found (its '
                                 'training run must be redone)')
@@ -181,20 +184,18 @@ def run_test(job: Dict[str, Any]) -> Dict[str, Any]:
     cfg.work_dir = job['work_dir']
     cfg.experiment_name = f'{cfg.experiment_name}_test'
     cfg.visualizer.name = cfg.experiment_name
-    runner = Runner.from_cfg(cfg)
-    try:
+
+    def test(runner) -> Dict[str, Any]:
         built = time.perf_counter()
         metrics = runner.test()
         done = time.perf_counter()
-        result = dict(kind='test', id=job['id'], spec_hash=job['spec_hash'], finished=_now(),
-                      row=job['row'], lr=job['lr'], seed=job['seed'],
-                      test_metrics=_metrics(metrics),
-                      num_test=len(runner.test_dataloader.dataset),
-                      seconds=dict(build=built - t0, test=done - built, total=done - t0))
-    finally:
-        _release(runner)
-        del runner
-        gc.collect()
+        return dict(kind='test', id=job['id'], spec_hash=job['spec_hash'], finished=_now(),
+                    row=job['row'], lr=job['lr'], seed=job['seed'],
+                    test_metrics=_metrics(metrics),
+                    num_test=len(runner.test_dataloader.dataset),
+                    seconds=dict(build=built - t0, test=done - built, total=done - t0))
+
+    result = _with_runner(cfg, test)
     write_json_atomic(result, job['result'])
     return result
 
@@ -202,19 +203,19 @@ def run_test(job: Dict[str, Any]) -> Dict[str, Any]:
 def run_upstream(job: Dict[str, Any]) -> Dict[str, Any]:
     """Upstream pretraining, then ``mtdense extract-backbone`` on its last checkpoint."""
     t0 = time.perf_counter()
-    runner = _runner(job['config'])
-    try:
+
+    def train(runner) -> Dict[str, Any]:
         timer = IterTimer()
         runner.register_hook(timer)
         preload = _preload(runner)
         runner.train()
         iters = int(runner.cfg.train_cfg.max_iters)
-        ckpt = os.path.join(runner.work_dir, f'iter_{iters}.pth')
-        timing = timer.summary(int(runner.cfg.train_dataloader.batch_size))
-    finally:
-        _release(runner)
-        del runner
-        gc.collect()
+        return dict(iters=iters, checkpoint=os.path.join(runner.work_dir, f'iter_{iters}.pth'),
+                    timing=timer.summary(int(runner.cfg.train_dataloader.batch_size)),
+                    preload=preload)
+
+    trained = _with_runner(job['config'], train)
+    ckpt = trained['checkpoint']
     proc = subprocess.run([sys.executable, '-m', 'mtdense.cli', 'extract-backbone', ckpt,
                            '--out', job['backbone']],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -223,8 +224,8 @@ def run_upstream(job: Dict[str, Any]) -> Dict[str, Any]:
         raise RuntimeError(f'mtdense extract-backbone {ckpt} exited with {proc.returncode}: '
                            f'{proc.stdout[-2000:]}')
     result = dict(kind='upstream', id=job['id'], spec_hash=job['spec_hash'], finished=_now(),
-                  iters=iters, checkpoint=ckpt, backbone=job['backbone'], timing=timing,
-                  preload=preload,
+                  iters=trained['iters'], checkpoint=ckpt, backbone=job['backbone'],
+                  timing=trained['timing'], preload=trained['preload'],
                   extract_output=proc.stdout.strip(),
                   seconds=dict(total=time.perf_counter() - t0))
     write_json_atomic(result, job['result'])

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .aggregate import DELTA_M_RULE, SCHEMA_VERSION, SELECTION_RULE, collect
 from .compose import FIXED_MODEL_KEYS, MISSING, compose, get_dotted, plain
+from .estimate import latest_job_times
 from .jobs import write_json_atomic
 from .plan import Plan, file_hash
 from .pool import WorkerPool, worker_env
@@ -165,7 +166,7 @@ def finalize(plan: Plan, started: float, argv: Optional[List[str]], data: Dict[s
     results['protocol'] = _protocol_info(plan)
     results.update(collect(plan))
     jobs = plan.jobs()
-    times = _latest_times(plan.out_dir)
+    times = latest_job_times(plan.out_dir)
     done_ids = [j['id'] for j in jobs if j['state'] == 'done']
     results['jobs'] = dict(
         total=len(jobs), done=len(done_ids),
@@ -191,20 +192,6 @@ def write_outputs(results: Dict[str, Any], out_dir: str, log: Log) -> None:
         plot_delta_m(results, os.path.join(out_dir, 'delta_m_vs_params.png'))
     except ImportError as exc:  # matplotlib is in requirements.txt; say what is missing
         log(f'plot not written: {exc}')
-
-
-def _latest_times(out_dir: str) -> Dict[str, Dict[str, Any]]:
-    """The latest successful ``job_times.jsonl`` record of each job."""
-    path = os.path.join(out_dir, 'job_times.jsonl')
-    out: Dict[str, Dict[str, Any]] = {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    rec = json.loads(line)
-                    if rec.get('ok'):
-                        out[rec['id']] = rec
-    return out
 
 
 def _read_invocations(out_dir: str) -> List[Dict[str, Any]]:

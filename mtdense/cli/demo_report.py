@@ -14,8 +14,8 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mtdense.evaluation.functional import delta_m
-from mtdense.tasks import TASKS, get_task
+from mtdense.evaluation.functional import delta_m, primary_metrics
+from mtdense.tasks import get_task
 
 COLUMNS = [('semseg', 'mIoU'), ('human_parts', 'mIoU'), ('saliency', 'mIoU'), ('normals', 'mErr'),
            ('depth', 'rmse')]
@@ -38,15 +38,6 @@ def load_metrics(path: str) -> Dict[str, float]:
     return data['metrics']
 
 
-def primary(metrics: Dict[str, float]) -> Dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        task, _, name = key.partition('/')
-        if task in TASKS and name == get_task(task).primary_metric:
-            out[task] = float(value)
-    return out
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--baseline', type=_pair, required=True, help='NAME=metrics.json')
@@ -58,7 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
 
     base_name, base_path = args.baseline
-    base = primary(load_metrics(base_path))
+    base = primary_metrics(load_metrics(base_path))
     if args.baselines_out:
         os.makedirs(osp.dirname(osp.abspath(args.baselines_out)), exist_ok=True)
         with open(args.baselines_out, 'w') as f:
@@ -72,7 +63,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                            for t, m in COLUMNS] + ['Δm (%)', 'trainable params']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for name, path in [args.baseline] + args.run:
-        prim = primary(load_metrics(path))
+        prim = primary_metrics(load_metrics(path))
         cells = [name] + [f'{prim[t]:.2f}' if t in prim else '–' for t, _ in COLUMNS]
         shared = {t: v for t, v in prim.items() if t in base}
         dm = delta_m(shared, base) if shared else float('nan')

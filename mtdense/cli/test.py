@@ -18,15 +18,14 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import get_rank
-from mtdense.apis import dataset_meta_from_config, fill_num_classes
-from mtdense.engine.checkpoint import CheckpointMismatchError, CheckpointReadError
-from mtdense.engine.config_tools import (ConfigError, check_cfg_options, check_hook_configs,
-                                         check_num_classes, drop_pretrained_paths,
-                                         eval_protocol_of, set_data_root, set_eval_protocol,
-                                         set_saliency_protocol, set_vis_backends)
-from mtdense.engine.launch import finalize_distributed, prepare_launcher
+from mtdense.cli.run_args import (add_data_options, apply_config_options,
+                                  check_and_prepare_launch, checkpoint_errors_exit,
+                                  parse_with_launch_options, run_tool)
+from mtdense.engine.config_tools import (drop_pretrained_paths, eval_protocol_of,
+                                         set_eval_protocol, set_saliency_protocol)
+from mtdense.engine.launch import finalize_distributed
 from mtdense.engine.runner import build_runner
 from mtdense.utils import register_all_modules
 from mtdense.utils.config_names import resolve_config
@@ -52,33 +51,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="saliency precision/recall of an image whose prediction and ground "
                         "truth are both empty: 1 ('mtdense', default) or 0 ('astmt', as the "
                         'ASTMT-lineage code behind published tables)')
-    parser.add_argument('--data-root', help='dataset root of every dataloader (overrides the '
-                        "config's data_root)")
-    parser.add_argument('--vis', nargs='+', metavar='BACKEND',
-                        help='where scalars and panels are logged: local tensorboard wandb '
-                        '(default: the config\'s visualizer, local files)')
+    add_data_options(parser)
     parser.add_argument('--baselines', help='baselines JSON for Δm (tools/make_baselines.py); '
                         "overrides the evaluator's")
     parser.add_argument('--non-strict', action='store_true',
                         help='load only the checkpoint keys that match the model (default: any '
                         'missing, unexpected or mis-shaped key is an error); the pretrained '
                         'backbone file of the config is then read for the rest')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_with_launch_options(parser, argv, 'override config settings')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    try:
-        return _main(parse_args(argv))
-    except ConfigError as e:  # a mistake in the config or the options: the message says which
-        raise SystemExit(f'mtdense test: error: {e}')
+    return run_tool('test', _main, parse_args(argv))
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -89,23 +73,11 @@ def _main(args: argparse.Namespace) -> int:
     # Refuse checkpoints that would unpickle arbitrary objects before building anything
     # (loading itself is weights-only too: mtdense.engine.checkpoint).
     from mtdense.engine.checkpoint import check_checkpoint_safe
-    try:
+    with checkpoint_errors_exit('test'):
         check_checkpoint_safe(args.checkpoint)
-    except CheckpointReadError as e:  # unsafe, truncated, damaged, not a checkpoint
-        sys.exit(f'mtdense test: error: {e}')
     register_all_modules()  # after the checks: importing mmseg/timm takes seconds
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root is not None:
-        set_data_root(cfg, args.data_root)
-    if args.vis is not None:
-        set_vis_backends(cfg, args.vis)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_config_options(cfg, args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     cfg.load_strict = not args.non_strict
@@ -129,20 +101,11 @@ def _main(args: argparse.Namespace) -> int:
         cfg.setdefault('custom_hooks', [])
         cfg.custom_hooks.append(dict(type='MultiTaskVisualizationHook', out_dir=args.show_dir,
                                      max_samples=args.show_num))
-    # mistakes that used to surface hours in, caught before anything is built
-    check_hook_configs(cfg)
-    dataset_meta = dataset_meta_from_config(cfg)
-    if cfg.get('model', {}).get('num_classes', 0) is None:
-        # e.g. semseg classes of the synthetic data live in its meta.json
-        fill_num_classes(cfg, dataset_meta)
-    check_num_classes(cfg, dataset_meta)
-    prepare_launcher(cfg, args.launcher)
+    check_and_prepare_launch(cfg, args.launcher)
 
     runner = build_runner(cfg)
-    try:
+    with checkpoint_errors_exit('test'):
         metrics = runner.test()
-    except (CheckpointMismatchError, CheckpointReadError) as e:
-        sys.exit(f'mtdense test: error: {e}')
 
     if get_rank() == 0:
         from mtdense.evaluation import format_table

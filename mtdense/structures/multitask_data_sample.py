@@ -19,29 +19,33 @@ class MultiTaskDataSample(BaseDataElement):
         self.set_field(_as_pixel_data(data), f'gt_{task}', dtype=PixelData)
 
     def get_gt(self, task: str) -> PixelData:
-        key = f'gt_{task}'
-        if key not in self:
-            raise KeyError(f'data sample has no ground truth for task {task!r} '
-                           f'(has: {self.gt_tasks})')
-        return getattr(self, key)
+        return self._task_field('gt', task, 'ground truth')
 
     def set_pred(self, task: str, data) -> None:
         self.set_field(_as_pixel_data(data), f'pred_{task}', dtype=PixelData)
 
     def get_pred(self, task: str) -> PixelData:
-        key = f'pred_{task}'
-        if key not in self:
-            raise KeyError(f'data sample has no prediction for task {task!r} '
-                           f'(has: {self.pred_tasks})')
-        return getattr(self, key)
+        return self._task_field('pred', task, 'prediction')
 
     @property
     def gt_tasks(self) -> List[str]:
-        return sorted(k[3:] for k in self.keys() if k.startswith('gt_'))
+        return self._tasks_of('gt')
 
     @property
     def pred_tasks(self) -> List[str]:
-        return sorted(k[5:] for k in self.keys() if k.startswith('pred_'))
+        return self._tasks_of('pred')
+
+    def _task_field(self, prefix: str, task: str, what: str) -> PixelData:
+        key = f'{prefix}_{task}'
+        if key not in self:
+            raise KeyError(f'data sample has no {what} for task {task!r} '
+                           f'(has: {self._tasks_of(prefix)})')
+        return getattr(self, key)
+
+    def _tasks_of(self, prefix: str) -> List[str]:
+        """The tasks of the ``<prefix>_<task>`` fields, sorted."""
+        start = len(prefix) + 1
+        return sorted(k[start:] for k in self.keys() if k.startswith(f'{prefix}_'))
 
 
 def _as_pixel_data(data) -> PixelData:

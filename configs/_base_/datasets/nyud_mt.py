@@ -4,6 +4,7 @@
 # Training: random rescale by 1.0-1.5, random 448 x 576 crop, horizontal flip, photometric
 # distortion, pad to 448 x 576. Testing at the native 480 x 640 (MTTestResize keeps it, MTPad
 # fixes the network input size); ground truth at the original resolution ('native').
+_base_ = ['./dataloaders.py']
 dataset_type = 'NYUDv2MTDataset'
 data_root = 'data/NYUD_MT'
 tasks = ['semseg', 'depth', 'normals']
@@ -28,17 +29,7 @@ test_pipeline = [
     dict(type='LoadMultiTaskAnnotations'),
     dict(type='PackMultiTaskInputs'),
 ]
-train_dataloader = dict(
-    batch_size=32, num_workers=8, persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train', tasks=tasks,
-                 pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, split='val', tasks=tasks,
-                 pipeline=test_pipeline, test_mode=True))
+train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, tasks=tasks,
+                                     pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(train_dataloader['dataset'], pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# tasks: those the model predicts (a single-task model is evaluated on its task)
-val_evaluator = dict(type='MultiTaskMetric')
-test_evaluator = val_evaluator

@@ -9,6 +9,7 @@
 # where metrics are computed: 'native' (default, ground truth at the original resolution,
 # predictions resized back) or 'resized' (ground truth resized to 448 x 448, the protocol of
 # the MTLoRA / Polyhistor tables): tools/test.py --eval-protocol resized.
+_base_ = ['./dataloaders.py']
 dataset_type = 'PascalContextMTDataset'
 data_root = 'data/PASCAL_MT'
 tasks = ['semseg', 'human_parts', 'saliency', 'normals']
@@ -31,18 +32,10 @@ test_pipeline = [
     dict(type='LoadMultiTaskAnnotations'),
     dict(type='PackMultiTaskInputs'),
 ]
-train_dataloader = dict(
-    batch_size=32, num_workers=8, persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train', tasks=tasks,
-                 pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, split='val', tasks=tasks,
-                 pipeline=test_pipeline, test_mode=True))
+train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, tasks=tasks,
+                                     pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(train_dataloader['dataset'], pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# tasks: those the model predicts (a single-task model is evaluated on its task)
 # Δm against the published single-task rows (evaluated under their protocol: Δm is reported
 # with --eval-protocol resized --saliency-protocol astmt only); path relative to this file
 val_evaluator = dict(

@@ -1,6 +1,7 @@
 # Embedded synthetic scenes (tools/make_synthetic.py), all five tasks, read from disk with
 # the same decoders as NYUD-v2. Generate first:
 #   python tools/make_synthetic.py --num 400 --size 96 128 --seed 0 --out data/synthetic
+_base_ = ['./dataloaders.py']
 dataset_type = 'SyntheticMTDataset'
 data_root = 'data/synthetic'
 tasks = ['semseg', 'human_parts', 'saliency', 'normals', 'depth']
@@ -25,21 +26,10 @@ test_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train', tasks=tasks,
-                 pipeline=train_pipeline),
-)
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, split='val', tasks=tasks,
-                 pipeline=test_pipeline, test_mode=True),
-)
+    batch_size=8, num_workers=2,
+    dataset=dict(type=dataset_type, data_root=data_root, tasks=tasks, pipeline=train_pipeline))
+val_dataloader = dict(num_workers=2,
+                      dataset=dict(train_dataloader['dataset'], pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='MultiTaskMetric', tasks=tasks)
+val_evaluator = dict(tasks=tasks)
 test_evaluator = val_evaluator

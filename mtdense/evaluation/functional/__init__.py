@@ -12,7 +12,7 @@ from .depth import DEPTH_DELTAS, DepthStats, depth_scores
 from .edge import (DEFAULT_EDGE_MAX_DIST, EdgeStats, average_precision,
                    default_edge_thresholds, edge_image_counts, edge_match_count, edge_scores,
                    thin_mask)
-from .multi_task import delta_m, relative_gains
+from .multi_task import delta_m, primary_metrics, relative_gains
 from .normals import NORMALS_THRESHOLDS, NormalsStats, angular_error, normals_scores
 from .saliency import SaliencyStats, default_saliency_thresholds, saliency_scores
 from .seg import SegStats, miou
@@ -23,8 +23,8 @@ STATS = {'SegStats': SegStats, 'SaliencyStats': SaliencyStats, 'NormalsStats': N
 
 __all__ = [
     'STATS', 'SegStats', 'SaliencyStats', 'NormalsStats', 'DepthStats', 'miou', 'saliency_scores',
-    'normals_scores', 'depth_scores', 'delta_m', 'relative_gains', 'angular_error',
-    'default_saliency_thresholds', 'NORMALS_THRESHOLDS', 'DEPTH_DELTAS',
+    'normals_scores', 'depth_scores', 'delta_m', 'primary_metrics', 'relative_gains',
+    'angular_error', 'default_saliency_thresholds', 'NORMALS_THRESHOLDS', 'DEPTH_DELTAS',
     'decathlon_domain_score', 'decathlon_score', 'load_decathlon_baselines',
     'parse_decathlon_baselines', 'top1_accuracy'
 ]

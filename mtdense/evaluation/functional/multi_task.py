@@ -4,7 +4,18 @@ from __future__ import annotations
 import math
 from typing import Dict, Mapping, Optional
 
-from mtdense.tasks import get_task
+from mtdense.tasks import TASKS, get_task
+
+
+def primary_metrics(metrics: Mapping[str, float]) -> Dict[str, float]:
+    """``{task: value}`` of each task's primary metric in a ``task/metric`` dict (other
+    keys, and tasks that are not registered, are left out)."""
+    out = {}
+    for key, value in metrics.items():
+        task, _, name = key.partition('/')
+        if task in TASKS and name == get_task(task).primary_metric:
+            out[task] = float(value)
+    return out
 
 
 def relative_gains(results: Mapping[str, float], baselines: Mapping[str, float],
