@@ -17,9 +17,7 @@
 # profile_ratios.csv, summary.md; machine.json, plan.json, commands.txt beside them.
 # Without CUDA (and without --dry-run) it exits with code 2 before measuring anything.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-$ROOT/.venv/bin/python}"
-[ -x "$PY" ] || PY=python
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"  # ROOT, PY
 case "${1:-}" in -h|--help) sed -n '2,19p' "$0"; exit 0 ;; esac
 cd "$ROOT"
 exec "$PY" -m mtdense.analysis.gpu_preset "$@"

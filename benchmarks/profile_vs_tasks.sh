@@ -31,9 +31,7 @@
 # result: read docs/profiling.md before comparing runs made at different times.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-$ROOT/.venv/bin/python}"
-[ -x "$PY" ] || PY=python
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"  # ROOT, PY, machine_slug, write_machine_json
 ALL_RUNS="count_448 predict_448 tensor_448 predict_448_cached infer_128 train_128 train_128_loop \
 train_128_cached conv_128"
 RUNS="$ALL_RUNS"
@@ -58,18 +56,10 @@ done
 
 cd "$ROOT"
 if [ -z "$OUT" ]; then
-  SLUG=$(PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c \
-    'from mtdense.analysis.machine import cpu_slug; print(cpu_slug())'
-)
-  OUT="benchmarks/results/$(date +%F)_${SLUG}"
+  OUT="benchmarks/results/$(date +%F)_$(machine_slug cpu)"
 fi
 mkdir -p "$OUT"
-"$PY" - "$OUT/machine.json" <<'EOF'
-import json, sys
-import mtdense  # noqa: F401
-from mtdense.analysis import machine_info
-json.dump(machine_info('cpu'), open(sys.argv[1], 'w'), indent=1)
-EOF
+write_machine_json cpu "$OUT/machine.json"
 touch "$OUT/commands.txt"
 
 M=configs/_base_/models

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-__all__ = ['machine_info', 'allocator_env', 'loadavg', 'mem_available_gb', 'cpu_slug']
+__all__ = ['machine_info', 'allocator_env', 'loadavg', 'mem_available_gb']
 
 
 def loadavg() -> Optional[List[float]]:
@@ -50,13 +50,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or 'unknown'
-
-
-def cpu_slug() -> str:
-    """``cpu-<model>`` in lower case with dashes: the results folder's machine part
-    (``benchmarks/results/<date>_<slug>``)."""
-    import re
-    return re.sub(r'[^a-z0-9]+', '-', f'cpu-{_cpu_model()}'.lower()).strip('-')
 
 
 # ISA extensions that change CPU kernel speed a lot (bf16 autocast is fast only with
