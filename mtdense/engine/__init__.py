@@ -8,7 +8,7 @@ from .peft_export import (BackboneMismatchError, PeftExportError, export_peft, l
                           read_peft)
 
 # Every local checkpoint mtdense (or mmengine, once mtdense.engine is imported) loads goes
-# through torch.load(weights_only=True); see mtdense/engine/checkpoint.py.
+# through torch.load(weights_only=True); see mtdense/checkpoint/reader.py (the one reader).
 install_safe_checkpoint_loader()
 
 __all__ = ['CheckpointReadError', 'CorruptCheckpointError', 'AtomicCheckpointHook',

@@ -1,4 +1,4 @@
-"""Checkpoint loading that never unpickles arbitrary objects.
+"""Checkpoints in the engine: mmengine's loader made safe, and strict model loading.
 
 torch >= 2.6 defaults ``torch.load`` to ``weights_only=True``; mmengine 0.10.7 calls
 ``torch.load`` without the argument, so its resumable checkpoints (which pickle
@@ -12,282 +12,26 @@ mtdense takes the safe road on both ends:
   and rebuilds it after loading, so our checkpoints are loadable with
   ``weights_only=True``;
 * :func:`install_safe_checkpoint_loader` replaces mmengine's loader for local
-  files by :func:`safe_load`, which uses ``weights_only=True`` (and reads
-  ``.safetensors``). A file that needs anything else fails with
-  :class:`UnsafeCheckpointError` naming the file and the refused global.
+  files by the one reader, :func:`mtdense.checkpoint.safe_load` (re-exported here
+  with its errors :class:`CheckpointReadError`, :class:`UnsafeCheckpointError`,
+  :class:`CorruptCheckpointError`).
 
-A file that is not a complete checkpoint (empty, truncated by an interrupted save,
-damaged -- the CRC-32 of torch's zip records is checked -- or not a checkpoint at
-all) fails with :class:`CorruptCheckpointError` naming the file and what is wrong,
-instead of torch's ``EOFError`` / "failed finding central directory".
+:func:`load_model_state` loads a state dict into a model strictly (or reports the
+differences), naming the checkpoint.
 """
-from __future__ import annotations
-
-import os
 import os.path as osp
-import pickle
-import struct
-import zipfile
-import zlib
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Dict
 
 import torch
+
+from mtdense.checkpoint import (CheckpointMismatchError, CheckpointReadError,
+                                CorruptCheckpointError, UnsafeCheckpointError,
+                                check_checkpoint_safe, safe_load, state_dict_from)
 
 __all__ = ['CheckpointReadError', 'UnsafeCheckpointError', 'CorruptCheckpointError',
            'safe_load', 'check_checkpoint_safe', 'install_safe_checkpoint_loader',
            'CheckpointMismatchError', 'model_state_from_checkpoint', 'compare_state',
            'load_model_state']
-
-
-class CheckpointReadError(Exception):
-    """A checkpoint file could not be read; ``path`` names it."""
-
-    def __init__(self, message: str, path: str = '') -> None:
-        super().__init__(message)
-        self.path = path
-
-
-class UnsafeCheckpointError(CheckpointReadError, pickle.UnpicklingError):
-    """A checkpoint needs objects outside the safe (weights-only) set."""
-
-
-class CorruptCheckpointError(CheckpointReadError, ValueError):
-    """A checkpoint file is empty, truncated, damaged or not a checkpoint at all.
-
-    ``kind`` is one of ``'empty'``, ``'truncated'``, ``'corrupt'``, ``'not_a_checkpoint'``.
-    """
-
-    def __init__(self, path: str, kind: str, detail: str) -> None:
-        super().__init__(f'{path}: {detail}', path)
-        self.kind = kind
-        self.detail = detail
-
-    def __reduce__(self):  # picklable (e.g. across processes) despite the 3 arguments
-        return type(self), (self.path, self.kind, self.detail)
-
-
-#: first bytes of torch's zip format (torch >= 1.6) and of a pickle (protocol >= 2),
-#: which torch's legacy format starts with
-_ZIP_MAGIC = b'PK\x03\x04'
-_PROTO = 0x80
-_INTERRUPTED = ('; a save that was interrupted (process killed, disk full) or an incomplete '
-                'copy leaves such a file')
-
-
-def safe_load(filename: Union[str, os.PathLike],
-              map_location: Optional[Union[str, torch.device, Callable]] = 'cpu') -> Any:
-    """Load a checkpoint without executing pickled code.
-
-    ``.safetensors`` files are read with safetensors; everything else with
-    ``torch.load(weights_only=True)``. Raises :class:`FileNotFoundError`,
-    :class:`CorruptCheckpointError` (empty, truncated, damaged -- torch's zip
-    checksums are verified -- or not a checkpoint) or :class:`UnsafeCheckpointError`,
-    each naming the file.
-    """
-    filename = os.fspath(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
-    size = osp.getsize(filename)
-    if size == 0:
-        raise CorruptCheckpointError(filename, 'empty', 'empty file (0 bytes), not a checkpoint'
-                                     + _INTERRUPTED)
-    if filename.endswith('.safetensors'):
-        return _load_safetensors(filename, map_location)
-    with open(filename, 'rb') as f:
-        head = f.read(4)
-    if head == _ZIP_MAGIC or _ZIP_MAGIC.startswith(head):  # (a few bytes of) a zip
-        _check_zip(filename, size)
-    elif head[0] != _PROTO:
-        # torch never writes anything else; text, JSON, images, ... end up here
-        _raise_not_torch(filename, size)
-    try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        if _names_refused_global(e):
-            raise UnsafeCheckpointError(
-                f'refused to load {filename}: it contains objects outside the weights-only safe '
-                f'set, and loading them could run arbitrary code. Only load such a file if you '
-                f'trust it, with torch.load(..., weights_only=False) yourself. Details: '
-                f'{_refusal_detail(e)}', filename) from e
-        # the weights-only unpickler stopped at an opcode: say whether the file is a
-        # pickle that needs code (refused as unsafe) or not a checkpoint
-        _raise_not_torch(filename, size, cause=e)
-    except EOFError as e:
-        raise CorruptCheckpointError(
-            filename, 'truncated', f'truncated: the data ends early ({size} bytes)'
-            + _INTERRUPTED) from e
-    except RuntimeError as e:
-        if 'unexpected EOF' in str(e):  # legacy format: tensor data cut short
-            raise CorruptCheckpointError(
-                filename, 'truncated', f'truncated: the tensor data ends early ({size} bytes)'
-                + _INTERRUPTED) from e
-        if 'PytorchStreamReader' in str(e):
-            raise CorruptCheckpointError(
-                filename, 'corrupt', f'corrupt torch checkpoint ({size} bytes): '
-                f'{str(e).splitlines()[0]}') from e
-        raise
-    except (KeyError, ValueError, IndexError, TypeError, AttributeError) as e:
-        # torch's legacy reader on a pickle stream that is not one of its files
-        _raise_not_torch(filename, size, cause=e)
-
-
-def _load_safetensors(filename: str, map_location) -> Any:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    device = map_location if isinstance(map_location, (str, torch.device)) else 'cpu'
-    try:
-        return load_file(filename, device=str(device))
-    except SafetensorError as e:
-        raise CorruptCheckpointError(
-            filename, 'corrupt', f'not a valid safetensors file ({e}); truncated or damaged'
-            + _INTERRUPTED) from e
-
-
-def _check_zip(filename: str, size: int) -> None:
-    """Raise :class:`CorruptCheckpointError` for a truncated or damaged zip checkpoint.
-
-    The zip directory sits at the end of the file, so a truncated file has none. The
-    CRC-32 torch stores for every record is verified: torch itself does not check it
-    when loading, so a damaged tensor would load as plausible wrong numbers.
-    """
-    if not zipfile.is_zipfile(filename):
-        raise CorruptCheckpointError(
-            filename, 'truncated', f'truncated: a torch zip checkpoint without the directory '
-            f'that ends a complete file ({size} bytes)' + _INTERRUPTED)
-    try:
-        with zipfile.ZipFile(filename) as zf, open(filename, 'rb') as raw:
-            infos = zf.infolist()
-            if not any(i.filename.endswith('/data.pkl') or i.filename == 'data.pkl'
-                       for i in infos):
-                raise CorruptCheckpointError(
-                    filename, 'not_a_checkpoint', 'not a checkpoint: a zip archive without the '
-                    "'data.pkl' record torch.save writes")
-            for info in infos:
-                # CRC 0: written with torch.serialization.set_crc32_options(False)
-                if info.CRC != 0 and _record_crc(zf, raw, info) != info.CRC:
-                    raise CorruptCheckpointError(
-                        filename, 'corrupt', f'corrupt: record {info.filename!r} fails its '
-                        f'CRC-32 check (the file was damaged or modified after it was written)')
-    except (zipfile.BadZipFile, EOFError, OSError, struct.error) as e:
-        raise CorruptCheckpointError(
-            filename, 'corrupt', f'corrupt zip checkpoint ({size} bytes): {e}') from e
-
-
-def _record_crc(zf: zipfile.ZipFile, raw: Any, info: zipfile.ZipInfo) -> int:
-    """CRC-32 of one record's data. torch stores records uncompressed; they are read
-    from the file directly because zipfile's reader raises on any CRC mismatch,
-    including the CRC 0 of files saved without checksums."""
-    if info.compress_type != zipfile.ZIP_STORED:
-        crc = 0
-        with zf.open(info) as member:  # zipfile checks the CRC itself
-            for chunk in iter(lambda: member.read(1 << 22), b''):
-                crc = zlib.crc32(chunk, crc)
-        return crc
-    raw.seek(info.header_offset)
-    header = raw.read(30)
-    if len(header) != 30 or header[:4] != _ZIP_MAGIC:
-        raise zipfile.BadZipFile(f'bad local header of record {info.filename!r}')
-    name_len, extra_len = struct.unpack('<HH', header[26:30])
-    raw.seek(info.header_offset + 30 + name_len + extra_len)
-    crc, left = 0, info.compress_size
-    while left:
-        chunk = raw.read(min(left, 1 << 22))
-        if not chunk:
-            raise EOFError(f'record {info.filename!r} ends early')
-        crc = zlib.crc32(chunk, crc)
-        left -= len(chunk)
-    return crc
-
-
-_TEXT_OPS = ('SHORT_BINUNICODE', 'BINUNICODE', 'BINUNICODE8', 'UNICODE', 'SHORT_BINSTRING',
-             'BINSTRING', 'STRING')
-
-
-def _raise_not_torch(filename: str, size: int, cause: Optional[BaseException] = None) -> None:
-    """Classify a file torch cannot read, scanning its pickle opcodes only (nothing is
-    unpickled): a pickle naming globals (unsafe), a truncated pickle, a plain data
-    pickle, or not a pickle at all."""
-    import pickletools
-    refs: list = []
-    strings: list = []
-    parsed, exhausted = False, False
-    with open(filename, 'rb') as f:
-        is_proto = f.read(1) == bytes([_PROTO])
-        f.seek(0)
-        try:
-            for op, arg, _ in pickletools.genops(f):
-                if op.name in _TEXT_OPS:
-                    strings.append(str(arg))
-                elif op.name in ('GLOBAL', 'INST'):
-                    refs.append(str(arg).replace(' ', '.'))
-                elif op.name == 'STACK_GLOBAL':
-                    refs.append('.'.join(strings[-2:]))
-            parsed = True
-        except ValueError as e:
-            exhausted = 'exhausted' in str(e)
-    # Text and random bytes can parse as a few opcodes by chance: only a stream that
-    # starts like torch's pickles (PROTO) or parses completely counts as a pickle.
-    if refs and (is_proto or parsed):
-        raise UnsafeCheckpointError(
-            f'refused to load {filename}: it is a pickle that references {refs[:5]}; '
-            f'unpickling it could run arbitrary code. Only load such a file if you trust it, '
-            f'with torch.load(..., weights_only=False) yourself.', filename) from cause
-    if is_proto and exhausted:
-        raise CorruptCheckpointError(
-            filename, 'truncated', f'truncated: the pickle data ends early ({size} bytes)'
-            + _INTERRUPTED) from cause
-    if parsed:
-        raise CorruptCheckpointError(
-            filename, 'not_a_checkpoint', f'not a checkpoint: a plain pickle of data '
-            f'(pickle.dump, not torch.save; {size} bytes)') from cause
-    raise CorruptCheckpointError(
-        filename, 'not_a_checkpoint', f"not a checkpoint: neither torch's zip format nor a "
-        f'pickle ({size} bytes)') from cause
-
-
-def _names_refused_global(err: Exception) -> bool:
-    """Whether torch's weights-only error is about a global it refuses (its message then
-    names it as ``GLOBAL module.name``), rather than an opcode it cannot read."""
-    return 'GLOBAL' in str(err)
-
-
-def _refusal_detail(err: Exception) -> str:
-    """The informative line of torch's weights-only error (the refused global)."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    # torch's message is: a generic paragraph, the specific reason, a link to the docs
-    for ln in lines:
-        if 'GLOBAL' in ln or 'Unsupported' in ln or 'unsupported' in ln:
-            return ln
-    return lines[-1] if lines else repr(err)
-
-
-def check_checkpoint_safe(filename: Union[str, os.PathLike]) -> None:
-    """Raise :class:`UnsafeCheckpointError` if ``filename`` needs unsafe globals, and
-    :class:`CorruptCheckpointError` if it is empty, truncated, damaged or no checkpoint.
-
-    Lets tools fail before building models and dataloaders. For torch's zip format
-    the records' checksums are verified and the pickle opcodes scanned (nothing is
-    unpickled); legacy files are checked by :func:`safe_load` itself.
-    """
-    filename = os.fspath(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
-    if filename.endswith('.safetensors'):
-        return  # tensors and string metadata only, by construction
-    if not zipfile.is_zipfile(filename) or osp.getsize(filename) == 0:
-        safe_load(filename)  # legacy format, or the error saying what the file is
-        return
-    _check_zip(filename, osp.getsize(filename))
-    try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
-    except RuntimeError as e:  # a zip archive torch cannot read
-        raise CorruptCheckpointError(filename, 'corrupt',
-                                     f'corrupt torch checkpoint: {str(e).splitlines()[0]}') from e
-    if unsafe:
-        raise UnsafeCheckpointError(
-            f'refused to load {filename}: it references {unsafe[:5]}, outside the weights-only '
-            f'safe set; unpickling it could run arbitrary code. Only load such a file if you '
-            f'trust it, with torch.load(..., weights_only=False) yourself.', filename)
 
 
 def _load_from_local_safe(filename: str, map_location=None) -> Any:
@@ -302,10 +46,6 @@ def install_safe_checkpoint_loader() -> None:
 
 
 # ------------------------------------------------------------------ model checkpoints
-class CheckpointMismatchError(ValueError):
-    """A checkpoint's keys or shapes do not match the model it is loaded into."""
-
-
 #: keys listed per category in a mismatch message before "... and N more"
 _MAX_LISTED = 20
 
@@ -317,17 +57,8 @@ def _listing(title: str, items: list) -> str:
 
 
 def model_state_from_checkpoint(ckpt: Any, source: str) -> dict:
-    """The model state dict of a loaded checkpoint: ``ckpt['state_dict']`` (mmengine) or the
-    dict itself, with a ``module.`` prefix of DDP-wrapped models removed."""
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointMismatchError(
-            f'{source}: not a model checkpoint: expected a state dict of tensors or a dict with '
-            f"a 'state_dict' entry (as tools/train.py writes), got {type(ckpt).__name__}"
-            + (f' with keys {sorted(ckpt)[:10]}' if isinstance(ckpt, dict) else ''))
-    if state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
-    return state
+    """The model state dict of a loaded checkpoint (see :func:`mtdense.checkpoint.state_dict_from`)."""
+    return state_dict_from(ckpt, source)
 
 
 def compare_state(model: torch.nn.Module, state: dict) -> Dict[str, list]:

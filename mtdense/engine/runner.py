@@ -29,7 +29,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from mtdense.registry import RUNNERS
 from .checkpoint import CorruptCheckpointError, load_model_state, model_state_from_checkpoint
-from .checkpoint_io import ATOMIC_BACKEND_ARGS, is_local_path, read_last_checkpoint
+from mtdense.checkpoint.writer import ATOMIC_BACKEND_ARGS, is_local_path, read_last_checkpoint
 from .hooks.safe_checkpoint_hook import AtomicCheckpointHook
 
 __all__ = ['MTDenseRunner', 'build_runner']
@@ -76,7 +76,7 @@ class MTDenseRunner(Runner):
 
         mmengine serialises the checkpoint in memory and hands the bytes to a file
         backend; for a local ``out_dir`` without explicit backend arguments that is
-        :class:`~mtdense.engine.checkpoint_io.AtomicLocalBackend` (temporary file,
+        :class:`~mtdense.checkpoint.writer.AtomicLocalBackend` (temporary file,
         fsync, rename; errors name the file).
         """
         if backend_args is None and file_client_args is None and is_local_path(out_dir):

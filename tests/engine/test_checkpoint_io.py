@@ -1,4 +1,4 @@
-"""Crash-safe checkpoint writing (mtdense.engine.checkpoint_io).
+"""Crash-safe checkpoint writing (mtdense.checkpoint.writer).
 
 Writers are killed for real: a forked child writes with ``RLIMIT_FSIZE`` set and
 ``SIGXFSZ`` at its default action, so the kernel terminates it (no Python cleanup)
@@ -21,7 +21,7 @@ from typing import List, Tuple
 import pytest
 import torch
 
-import mtdense.engine.checkpoint_io as cio
+import mtdense.checkpoint.writer as cio
 from mtdense.engine.checkpoint import safe_load
 
 

@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 import mtdense.models  # noqa: F401  (registers heads, losses, MultiTaskDenseModel)
 from mtdense.models.adapters.depthwise_sharing import DepthwiseSharing  # noqa: F401
 from mtdense.models.adapters.modulation import ModulationAdapter, ModulationBank  # noqa: F401
-from mtdense.models.backbones.conv_multitask import (ConvMultiTaskBackbone, ConvSlot, NormSlot,
-                                                     _safe_key)
+from mtdense.models.backbones.conv_multitask import ConvMultiTaskBackbone
+from mtdense.models.petl import ConvSlot, NormSlot, safe_key
 from mtdense.registry import MODELS
 from mtdense.structures import MultiTaskDataSample
 
@@ -89,7 +89,7 @@ def test_modulation_identity_at_init(tmp_path, model_name, size, norm):
     base = base_like(bb)
     # M_t = 1 exactly, so every task's modulated weights are the base weights bit for bit
     for name, slot in bb.method._convs.items():
-        w = bb.method.banks[_safe_key(name)](slot.weight)
+        w = bb.method.banks[safe_key(name)](slot.weight)
         for t in range(len(TASKS)):
             assert torch.equal(w.unflatten(0, (len(TASKS), -1))[t], slot.weight), name
     x = images(size=size)
@@ -119,11 +119,11 @@ def test_modulation_matches_explicitly_modulated_network():
             ref_model = base_like(bb)
             mods = dict(ref_model.named_modules())
             for name, slot in bb.method._convs.items():
-                bank = bb.method.banks[_safe_key(name)]
+                bank = bb.method.banks[safe_key(name)]
                 m = bank.a[ti] @ bank.b[ti].T
                 mods[name].weight.copy_(slot.weight * m[:, :, None, None])
             for name, slot in bb.method._norms.items():
-                tbn = bb.method.task_norms[_safe_key(name)]
+                tbn = bb.method.task_norms[safe_key(name)]
                 c = slot.num_features
                 sl = slice(ti * c, (ti + 1) * c)
                 for attr in ('weight', 'bias', 'running_mean', 'running_var'):
@@ -176,7 +176,7 @@ def test_modulation_budget_formula():
 def test_modulation_without_depthwise_and_macs():
     bb = build(MNV2, dict(type='ModulationAdapter', rank=2, modulate_depthwise=False))
     dw = [s for s in bb.method._convs.values() if s.depthwise]
-    assert dw and all(_safe_key(s.name) not in bb.method.banks for s in dw)
+    assert dw and all(safe_key(s.name) not in bb.method.banks for s in dw)
     macs = bb.macs_report((64, 64))
     expected_fwd = sum(
         s.out_channels * (s.in_channels // s.groups) * (min(2, s.out_channels, s.in_channels)
@@ -242,31 +242,31 @@ def test_depthwise_sharing_gate_mixes_banks():
     perturb(bb.method)
     method = bb.method
     slot = next(s for s in method._convs.values() if s.depthwise and s.stride == (2, 2))
-    key = _safe_key(slot.name)
+    key = safe_key(slot.name)
     b, n, c = 2, len(TASKS), slot.in_channels
     x = torch.randn(b * n, c, 12, 12)
     with torch.no_grad():
         y = method.conv_forward(slot, x)
-        xs = x.view(b, n, c, 12, 12)
+        xs = x.view(n, b, c, 12, 12)  # task-major stack
         gate = method.gates[key]
         for bi in range(b):
             for t in range(n):
-                pooled = xs[bi, t].mean((1, 2))
+                pooled = xs[t, bi].mean((1, 2))
                 h = F.relu(pooled @ gate.fc1_weight[t] + gate.fc1_bias[t])
                 g = torch.softmax(h @ gate.fc2_weight[t] + gate.fc2_bias[t], -1)
-                ref = sum(g[d] * F.conv2d(xs[bi, t:t + 1], method.banks[key].weight[d], None,
+                ref = sum(g[d] * F.conv2d(xs[t, bi:bi + 1], method.banks[key].weight[d], None,
                                           slot.stride, slot.padding, slot.dilation, c)
                           for d in range(n))
-                torch.testing.assert_close(y.view(b, n, *y.shape[1:])[bi, t], ref[0],
+                torch.testing.assert_close(y.view(n, b, *y.shape[1:])[t, bi], ref[0],
                                            rtol=1e-4, atol=1e-5)
     # no gate: task t uses bank t only
     method.gate = False
     with torch.no_grad():
-        y = method.conv_forward(slot, x).view(b, n, -1, 6, 6)
+        y = method.conv_forward(slot, x).view(n, b, -1, 6, 6)
         for t in range(n):
-            ref = F.conv2d(xs[:, t], method.banks[key].weight[t], None, slot.stride,
+            ref = F.conv2d(xs[t], method.banks[key].weight[t], None, slot.stride,
                            slot.padding, slot.dilation, c)
-            torch.testing.assert_close(y[:, t], ref, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(y[t], ref, rtol=1e-5, atol=1e-6)
 
 
 def test_depthwise_sharing_counts_and_train_shared():

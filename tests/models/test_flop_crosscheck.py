@@ -16,8 +16,8 @@ import torch
 
 from mtdense.analysis.flops import count_executed_flops, count_module_flops, flop_category
 from mtdense.analysis.flops import count_model_flops
-from mtdense.models.adapters.base import BasePEFTMethod
-from mtdense.models.backbones.conv_multitask import ConvTaskMethod
+from mtdense.models.petl import BasePEFTMethod
+from mtdense.models.petl import ConvTaskMethod
 from mtdense.registry import MODELS
 from mtdense.utils import register_all_modules
 

@@ -15,7 +15,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mtdense.registry import HOOKS
-from ..checkpoint_io import (ATOMIC_BACKEND_ARGS, atomic_torch_save, is_local_path,
+from mtdense.checkpoint.writer import (ATOMIC_BACKEND_ARGS, atomic_torch_save, is_local_path,
                              remove_stale_temp_files, write_last_checkpoint)
 
 _HB_TAG = '__mtdense_history_buffer__'
@@ -162,7 +162,7 @@ class AtomicCheckpointHook(CheckpointHook):
     Here, for the interval / last / best checkpoints alike:
 
     1. the checkpoint is written atomically (temporary file in the same directory,
-       fsync, rename: :mod:`mtdense.engine.checkpoint_io`);
+       fsync, rename: :mod:`mtdense.checkpoint.writer`);
     2. ``last_checkpoint`` is then replaced atomically the same way;
     3. only then are outdated checkpoints deleted. The saved ``keep_ckpt_ids`` still
        lists them, so a run killed between 2 and 3 deletes them when resumed

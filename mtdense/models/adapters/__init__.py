@@ -2,7 +2,7 @@
 
 Every method is selected by ``AdaptedBackbone(peft=dict(type=...))``.
 """
-from .base import BasePEFTMethod
+from mtdense.models.petl import BasePEFTMethod
 from .depthwise_sharing import DepthwiseBank, DepthwiseSharing, SoftSharingGate
 from .finetune import BitFit, DecoderOnly, FullFineTune, SingleTaskFineTune
 from .kem import LowRankKEM, ScaleKEM, ScaleShiftKEM

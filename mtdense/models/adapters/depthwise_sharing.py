@@ -22,6 +22,7 @@ start from the base statistics, so with the gate disabled the network is the bas
 network exactly; with the gate enabled it is too up to rounding (the gate weights
 sum to one over identical banks).
 
+Each depthwise slot's kernel is a :class:`DepthwiseKernel` over its banks and gate.
 Cost: the D banks of all active tasks run in one grouped conv per layer
 (``groups = T'*C``, D filters per group), i.e. D times the depthwise work per
 stream; the shared pointwise convs run once per stream.
@@ -29,17 +30,18 @@ stream; the shared pointwise convs run once per stream.
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence, Set, Tuple
+from typing import Dict, Optional, Sequence, Set, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from mtdense.models.backbones.conv_multitask import ConvSlot, ConvTaskMethod, _safe_key
+from mtdense.models.petl import (ConvSlot, ConvTaskMethod, TaskStreams, channels_to_tasks, safe_key,
+                                 tasks_to_channels)
 from mtdense.registry import MODELS
 
-__all__ = ['DepthwiseBank', 'SoftSharingGate', 'DepthwiseSharing']
+__all__ = ['DepthwiseBank', 'SoftSharingGate', 'DepthwiseKernel', 'DepthwiseSharing']
 
 
 class DepthwiseBank(nn.Module):
@@ -82,14 +84,53 @@ class SoftSharingGate(nn.Module):
         """Parameters of one task's gate."""
         return channels * hidden + hidden + hidden * num_banks + num_banks
 
-    def forward(self, x: Tensor, active: Sequence[int], batch: int) -> Tensor:
-        """``x``: (B*T', C, H, W) streams -> gate weights (B, T', D)."""
+    def forward(self, x: Tensor, active: Sequence[int]) -> Tensor:
+        """``x``: the channel stack (B, T'*C, H, W) of the active streams -> (B, T', D)."""
         idx = torch.as_tensor(list(active), device=x.device)
-        pooled = x.mean(dim=(2, 3)).reshape(batch, len(active), self.channels)
+        batch, n = x.shape[0], len(active)
+        pooled = x.reshape(batch * n, self.channels, *x.shape[2:]).mean(dim=(2, 3)).reshape(
+            batch, n, self.channels)
         h = torch.einsum('btc,tch->bth', pooled, self.fc1_weight.index_select(0, idx))
         h = F.relu(h + self.fc1_bias.index_select(0, idx))
         logits = torch.einsum('bth,thd->btd', h, self.fc2_weight.index_select(0, idx))
         return torch.softmax(logits + self.fc2_bias.index_select(0, idx), dim=-1)
+
+
+class DepthwiseKernel:
+    """Kernel of one depthwise slot: the D banks, mixed per task by ``gate`` (or own bank).
+
+    A plain object over the method's ``banks`` / ``gates`` modules (it owns nothing).
+    """
+
+    def __init__(self, bank: DepthwiseBank, gate: Optional[SoftSharingGate]) -> None:
+        self.bank = bank
+        self.gate = gate
+
+    def conv_streams(self, slot: ConvSlot, x: Tensor, active: Sequence[int]) -> Tensor:
+        bank = self.bank
+        if self.gate is None:  # task t uses bank t only
+            idx = torch.as_tensor(list(active), device=x.device)
+            weight = bank.weight.index_select(0, idx).flatten(0, 1)          # (T'*O, 1, kh, kw)
+            bias = bank.bias.index_select(0, idx).flatten() if bank.bias is not None else None
+            return slot.task_conv(x, weight, bias)
+        b, n = slot.split(x)
+        c, out_ch = slot.in_channels, slot.out_channels
+        mult = out_ch // c  # depthwise channel multiplier
+        d = bank.weight.shape[0]
+        kh, kw = slot.kernel_size
+        # group (t, c) gives D*mult outputs ordered (d, j): weight[t, c, d, j] = bank_d[c*mult + j]
+        wb = bank.weight.reshape(d, c, mult, kh, kw).transpose(0, 1)        # (C, D, mult, kh, kw)
+        weight = wb.unsqueeze(0).expand(n, -1, -1, -1, -1, -1).reshape(n * c * d * mult, 1, kh, kw)
+        bias = None
+        if bank.bias is not None:
+            bb = bank.bias.reshape(d, c, mult).transpose(0, 1)
+            bias = bb.unsqueeze(0).expand(n, -1, -1, -1).reshape(-1)
+        xs = tasks_to_channels(x, n)                                         # (B, T'*C, H, W)
+        y = slot.conv(xs, weight, bias, n * c)
+        ho, wo = y.shape[-2:]
+        g = self.gate(xs, active)                                            # (B, T', D)
+        y = torch.einsum('btcdjhw,btd->btcjhw', y.reshape(b, n, c, d, mult, ho, wo), g)
+        return channels_to_tasks(y.reshape(b, n * out_ch, ho, wo), n)
 
 
 @MODELS.register_module()
@@ -113,7 +154,7 @@ class DepthwiseSharing(ConvTaskMethod):
         if int(gate_reduction) <= 0 or int(gate_min_hidden) <= 0:
             raise ValueError(f'DepthwiseSharing: gate_reduction ({gate_reduction}) and '
                              f'gate_min_hidden ({gate_min_hidden}) must be positive')
-        self.gate = bool(gate)
+        self._gate = bool(gate)
         self.gate_reduction = int(gate_reduction)
         self.gate_min_hidden = int(gate_min_hidden)
         self.train_shared = bool(train_shared)
@@ -121,6 +162,24 @@ class DepthwiseSharing(ConvTaskMethod):
         self.gates = nn.ModuleDict()
         self._dw: Dict[str, Tuple[int, Tuple[int, int], bool, int]] = {}
         self._shared: Dict[str, ConvSlot] = {}
+
+    @property
+    def gate(self) -> bool:
+        """Whether the banks are mixed by the soft-sharing gate (settable after attaching)."""
+        return self._gate
+
+    @gate.setter
+    def gate(self, value: bool) -> None:
+        value = bool(value)
+        if value and self._dw and not len(self.gates):
+            raise ValueError('DepthwiseSharing: built with gate=False, it has no gates')
+        self._gate = value
+        for name in self._dw:
+            self._bind(self._convs[name])
+
+    def _bind(self, slot: ConvSlot) -> None:
+        key = safe_key(slot.name)
+        slot.set_kernel(DepthwiseKernel(self.banks[key], self.gates[key] if self._gate else None))
 
     @property
     def num_banks(self) -> int:
@@ -131,7 +190,7 @@ class DepthwiseSharing(ConvTaskMethod):
 
     def _build_conv(self, slot: ConvSlot) -> None:
         if slot.depthwise:
-            key = _safe_key(slot.name)
+            key = safe_key(slot.name)
             self.banks[key] = DepthwiseBank(self.num_banks, slot)
             hidden = self.gate_hidden(slot.in_channels)
             if self.gate:
@@ -139,6 +198,7 @@ class DepthwiseSharing(ConvTaskMethod):
                                                   self.num_banks)
             self._dw[slot.name] = (slot.out_channels, slot.kernel_size, slot.bias is not None,
                                    hidden)
+            self._bind(slot)
             return
         if slot.spatial and slot.in_channels != 3:
             raise ValueError(
@@ -148,8 +208,8 @@ class DepthwiseSharing(ConvTaskMethod):
                 'except the stem is depthwise')
         self._shared[slot.name] = slot
 
-    def attach(self, model: nn.Module) -> None:
-        super().attach(model)
+    def attach(self, model: nn.Module, streams: TaskStreams) -> None:
+        super().attach(model, streams)
         if not self._dw:
             raise ValueError('DepthwiseSharing: the backbone has no depthwise convs')
 
@@ -162,39 +222,6 @@ class DepthwiseSharing(ConvTaskMethod):
             if slot.bias is not None:
                 names.add(f'{name}.bias')
         return names
-
-    # --------------------------------------------------------------- forward
-    def conv_forward(self, slot: ConvSlot, x: Tensor) -> Tensor:
-        if not slot.depthwise:
-            return slot.base_forward(x)  # shared conv: the (B*T', C, H, W) layout as is
-        b, n = self.split_streams(x, slot.in_channels, slot.name)
-        key = _safe_key(slot.name)
-        bank = self.banks[key]
-        _, c, h, w = x.shape
-        out_ch = slot.out_channels
-        mult = out_ch // c  # depthwise channel multiplier
-        xs = x.reshape(b, n * c, h, w)
-        active = self.active
-        if not self.gate:
-            idx = torch.as_tensor(active, device=x.device)
-            weight = bank.weight.index_select(0, idx).flatten(0, 1)          # (T'*O, 1, kh, kw)
-            bias = bank.bias.index_select(0, idx).flatten() if bank.bias is not None else None
-            y = slot.conv(xs, weight, bias, n * c)
-            return y.reshape(b * n, out_ch, y.shape[-2], y.shape[-1])
-        d = self.num_banks
-        kh, kw = slot.kernel_size
-        # group (t, c) gives D*mult outputs ordered (d, j): weight[t, c, d, j] = bank_d[c*mult + j]
-        wb = bank.weight.reshape(d, c, mult, kh, kw).transpose(0, 1)        # (C, D, mult, kh, kw)
-        weight = wb.unsqueeze(0).expand(n, -1, -1, -1, -1, -1).reshape(n * c * d * mult, 1, kh, kw)
-        bias = None
-        if bank.bias is not None:
-            bb = bank.bias.reshape(d, c, mult).transpose(0, 1)
-            bias = bb.unsqueeze(0).expand(n, -1, -1, -1).reshape(-1)
-        y = slot.conv(xs, weight, bias, n * c)
-        ho, wo = y.shape[-2:]
-        g = self.gates[key](x, active, b)                                    # (B, T', D)
-        y = torch.einsum('btcdjhw,btd->btcjhw', y.reshape(b, n, c, d, mult, ho, wo), g)
-        return y.reshape(b * n, out_ch, ho, wo)
 
     # ------------------------------------------------------------- counting
     def _bank_params(self) -> int:

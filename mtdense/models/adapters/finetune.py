@@ -8,9 +8,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mtdense.models.petl import BackboneHost
+from mtdense.models.petl import BasePEFTMethod
 from mtdense.registry import MODELS
-from mtdense.models.backbones.base_host import BackboneHost
-from .base import BasePEFTMethod
 
 
 class _SharedStream(BasePEFTMethod):

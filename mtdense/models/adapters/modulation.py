@@ -18,10 +18,9 @@ computes the base network's function at step 0, while the random columns of A_t
 give the remaining rank different gradients (all-equal factors, e.g. A = B =
 1/sqrt(k), would keep the k columns identical forever: effectively rank 1).
 
-All tasks run in one grouped conv per layer (see
-:mod:`mtdense.models.backbones.conv_multitask`): the modulated weights of the
-active tasks are stacked to ``(T*out, in/groups, kh, kw)`` and used with
-``groups * T``.
+All tasks run in one grouped conv per layer (see :mod:`mtdense.models.petl.conv`):
+the modulated weights of the active tasks are stacked to ``(T*out, in/groups, kh, kw)``
+and used with ``groups * T``; each modulated conv's bank is its slot's kernel.
 """
 from __future__ import annotations
 
@@ -32,7 +31,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mtdense.models.backbones.conv_multitask import ConvSlot, ConvTaskMethod, _safe_key
+from mtdense.models.petl import ConvSlot, ConvTaskMethod, safe_key
 from mtdense.registry import MODELS
 
 __all__ = ['ModulationBank', 'ModulationAdapter']
@@ -76,6 +75,11 @@ class ModulationBank(nn.Module):
         m = self.modulation(active)
         return (m[..., None, None] * weight.unsqueeze(0)).flatten(0, 1)
 
+    def conv_streams(self, slot: ConvSlot, x: Tensor, active: Sequence[int]) -> Tensor:
+        """Kernel of ``slot``: its conv with each active task's modulated weights."""
+        bias = slot.bias.repeat(len(active)) if slot.bias is not None else None
+        return slot.task_conv(x, self(slot.weight, active), bias)
+
 
 @MODELS.register_module()
 class ModulationAdapter(ConvTaskMethod):
@@ -105,19 +109,10 @@ class ModulationAdapter(ConvTaskMethod):
         if not self._modulated(slot):
             return
         out_ch, in_ch = slot.out_channels, slot.in_channels // slot.groups
-        self.banks[_safe_key(slot.name)] = ModulationBank(self.num_tasks, out_ch, in_ch, self.rank)
+        key = safe_key(slot.name)
+        self.banks[key] = ModulationBank(self.num_tasks, out_ch, in_ch, self.rank)
         self._shapes[slot.name] = (out_ch, in_ch)
-
-    def conv_forward(self, slot: ConvSlot, x: Tensor) -> Tensor:
-        if not self._modulated(slot):
-            return slot.base_forward(x)
-        b, n = self.split_streams(x, slot.in_channels, slot.name)
-        weight = self.banks[_safe_key(slot.name)](slot.weight, self.active)
-        bias = slot.bias.repeat(n) if slot.bias is not None else None
-        _, c, h, w = x.shape
-        # (B*T', C, H, W) viewed as (B, T'*C, H, W): one grouped conv for every stream
-        y = slot.conv(x.reshape(b, n * c, h, w), weight, bias, slot.groups * n)
-        return y.reshape(b * n, slot.out_channels, y.shape[-2], y.shape[-1])
+        slot.set_kernel(self.banks[key])
 
     # ------------------------------------------------------------- counting
     def per_task_modulation_params(self) -> int:

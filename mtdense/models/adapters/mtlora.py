@@ -60,9 +60,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mtdense.models.petl import BackboneHost, BlockRef, LevelRef
+from mtdense.models.petl import BasePEFTMethod, per_stage
 from mtdense.registry import MODELS
-from mtdense.models.backbones.base_host import BackboneHost, BlockRef, LevelRef
-from .base import BasePEFTMethod, per_stage
 from .lora import LoRABank, target_shape
 
 MODES = ('matrix', 'matrixv2', 'lora_only')

@@ -18,9 +18,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mtdense.models.petl import (BasePEFTMethod, build_activation, per_stage, ratio_bottlenecks, repeat_tasks)
+from mtdense.models.petl import BackboneHost
 from mtdense.registry import MODELS
-from mtdense.models.backbones.base_host import BackboneHost
-from .base import (BasePEFTMethod, build_activation, per_stage, ratio_bottlenecks, repeat_tasks)
 
 
 class TaskAdapterBank(nn.Module):

@@ -18,9 +18,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mtdense.models.petl import BackboneHost
+from mtdense.models.petl import BasePEFTMethod, repeat_tasks
 from mtdense.registry import MODELS
-from mtdense.models.backbones.base_host import BackboneHost
-from .base import BasePEFTMethod, repeat_tasks
 from .lora import BATCHED, LoRABank, attach_lora, target_shape
 
 LORA_TARGETS = ('qkv', 'proj', 'fc1', 'fc2')

@@ -41,10 +41,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mtdense.registry import MODELS
-from mtdense.models.backbones.base_host import BackboneHost
 from mtdense.models.heads.task_batched import PerThreadState, ScratchBuffers
-from .base import BasePEFTMethod, build_activation, per_stage, ratio_bottlenecks
+from mtdense.models.petl import (BackboneHost, BasePEFTMethod, build_activation, per_stage,
+                                 ratio_bottlenecks)
+from mtdense.registry import MODELS
 from .kem import KEM_TYPES, build_kem, kem_num_params
 
 

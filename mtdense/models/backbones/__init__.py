@@ -1,9 +1,9 @@
 """Adapter-ready backbones: hosts around mmseg/timm Swin and ViT, and AdaptedBackbone."""
+from mtdense.models.petl import BackboneHost, BlockRef, ConvTaskMethod, LevelRef
 from .adapted_backbone import AdaptedBackbone
-from .base_host import BackboneHost, BlockRef, LevelRef
 from .checkpoint import (CheckpointMismatchError, convert_state_dict, detect_format,
                          load_backbone_checkpoint, read_state_dict)
-from .conv_multitask import ConvMultiTaskBackbone, ConvTaskMethod
+from .conv_multitask import ConvMultiTaskBackbone
 from .mmseg_swin import MMSegSwin
 from .mmseg_vit import MMSegViT
 from .timm_swin import TimmSwin

@@ -32,8 +32,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from mtdense.models.petl import BackboneHost, BasePEFTMethod, LevelRef, build_method
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, LevelRef
 from .checkpoint import load_backbone_checkpoint
 
 
@@ -101,14 +101,8 @@ class AdaptedBackbone(BaseModule):
 
         for p in host.backbone.parameters():
             p.requires_grad_(False)
-        # imported here: the adapters import the host base class from this package
-        from mtdense.models.adapters.base import BasePEFTMethod
-        method_cfg = dict(peft)
-        method_cfg['tasks'] = tasks
-        method = MODELS.build(method_cfg)
-        if not isinstance(method, BasePEFTMethod):
-            raise TypeError(f"AdaptedBackbone: peft type {peft['type']!r} built a "
-                            f'{type(method).__name__}, expected a PETL method (BasePEFTMethod)')
+        method = build_method(peft, tasks, BasePEFTMethod, 'AdaptedBackbone: peft',
+                              'a PETL method (BasePEFTMethod)')
         self.peft = method
         method.attach(host)
         self._apply_freezing()

@@ -1,9 +1,9 @@
 """Loading backbone weights in official (Microsoft Swin), timm and mmseg key formats.
 
-Files are read with ``torch.load(weights_only=True)`` (``.pth``, ``.pt``, ``.bin``,
-``.ckpt``) or ``safetensors`` (``.safetensors``); wrappers ``{'state_dict': ...}``,
-``{'model': ...}``, ``{'module': ...}`` and the prefixes ``module.`` / ``backbone.``
-are removed (a segmentor checkpoint's non-``backbone.`` keys are dropped and
+Files are read by the one reader, :mod:`mtdense.checkpoint` (``torch.load(weights_only=True)``
+for ``.pth``, ``.pt``, ``.bin``, ``.ckpt``; ``safetensors`` for ``.safetensors``); wrappers
+``{'state_dict': ...}``, ``{'model': ...}``, ``{'module': ...}`` and the prefixes ``module.`` /
+``backbone.`` are removed (a segmentor checkpoint's non-``backbone.`` keys are dropped and
 reported). Key formats:
 
 ============  ===========================================  ==========================
@@ -37,7 +37,6 @@ and reported. Everything else missing, unexpected or mis-shaped raises
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
@@ -46,31 +45,17 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
+from mtdense.checkpoint import CheckpointMismatchError, safe_load, state_dict_from
+
 FORMATS = ('auto', 'official', 'timm', 'mmseg')
 _COMPUTED_BUFFERS = ('relative_position_index', 'attn_mask')
 
 
-class CheckpointMismatchError(ValueError):
-    """The checkpoint's keys/shapes do not match the wrapped backbone."""
-
-
 # ----------------------------------------------------------------- reading
 def read_state_dict(path: str) -> Tuple[Dict[str, Tensor], List[str]]:
-    """Read a tensor state dict; unwrap containers and prefixes (see :func:`unwrap_state_dict`)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        obj = load_file(path, device='cpu')
-    else:
-        try:
-            obj = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e:  # noqa: BLE001 - re-raised with the file name and the cause
-            raise ValueError(
-                f'checkpoint {path!r} cannot be read with torch.load(weights_only=True) '
-                f'({type(e).__name__}: {e}); save the backbone state dict of tensors only, '
-                'or use .safetensors') from e
-    return unwrap_state_dict(obj, path)
+    """Read a tensor state dict with the one reader (:func:`mtdense.checkpoint.safe_load`);
+    unwrap containers and prefixes (see :func:`unwrap_state_dict`)."""
+    return unwrap_state_dict(safe_load(path, map_location='cpu'), path)
 
 
 def unwrap_state_dict(obj, source: str = '<state dict>') -> Tuple[Dict[str, Tensor], List[str]]:
@@ -80,20 +65,7 @@ def unwrap_state_dict(obj, source: str = '<state dict>') -> Tuple[Dict[str, Tens
         the backbone state dict and the keys removed because they belong to other parts
         of a whole-model checkpoint (keys without the ``backbone.`` prefix when some have it).
     """
-    for key in ('state_dict', 'model', 'module'):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict):
-        raise ValueError(
-            f'checkpoint {source!r}: expected a dict of tensors, got {type(obj).__name__}')
-    bad = [k for k, v in obj.items() if not isinstance(v, Tensor)]
-    if bad:
-        raise ValueError(f'checkpoint {source!r}: entries {bad[:5]} are not tensors; expected a '
-                         "state dict (optionally under 'state_dict' or 'model')")
-    sd = OrderedDict(obj)
-    if sd and all(k.startswith('module.') for k in sd):
-        sd = OrderedDict((k[len('module.'):], v) for k, v in sd.items())
+    sd = state_dict_from(obj, source)
     removed: List[str] = []
     if any(k.startswith('backbone.') for k in sd):
         removed = [k for k in sd if not k.startswith('backbone.')]
@@ -192,30 +164,33 @@ def swin_official_to_timm(sd: Dict[str, Tensor], model: torch.nn.Module) -> Dict
 
 
 # -------------------------------------------------------- ViT conversions
-_VIT_TIMM_TO_MMSEG = [
-    (r'^blocks\.(\d+)\.norm1\.', r'layers.\1.ln1.'),
-    (r'^blocks\.(\d+)\.norm2\.', r'layers.\1.ln2.'),
-    (r'^blocks\.(\d+)\.attn\.qkv\.weight$', r'layers.\1.attn.attn.in_proj_weight'),
-    (r'^blocks\.(\d+)\.attn\.qkv\.bias$', r'layers.\1.attn.attn.in_proj_bias'),
-    (r'^blocks\.(\d+)\.attn\.proj\.', r'layers.\1.attn.attn.out_proj.'),
-    (r'^blocks\.(\d+)\.mlp\.fc1\.', r'layers.\1.ffn.layers.0.0.'),
-    (r'^blocks\.(\d+)\.mlp\.fc2\.', r'layers.\1.ffn.layers.1.'),
-    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
-    (r'^norm_pre\.', 'ln_pre.'),
-    (r'^norm\.', 'ln1.'),
+#: (timm key, mmseg key) templates; ``{i}`` is a block index, a trailing '.' matches a
+#: module prefix, anything else the whole key. Both directions come from this table.
+_VIT_KEYS = [
+    ('blocks.{i}.norm1.', 'layers.{i}.ln1.'),
+    ('blocks.{i}.norm2.', 'layers.{i}.ln2.'),
+    ('blocks.{i}.attn.qkv.weight', 'layers.{i}.attn.attn.in_proj_weight'),
+    ('blocks.{i}.attn.qkv.bias', 'layers.{i}.attn.attn.in_proj_bias'),
+    ('blocks.{i}.attn.proj.', 'layers.{i}.attn.attn.out_proj.'),
+    ('blocks.{i}.mlp.fc1.', 'layers.{i}.ffn.layers.0.0.'),
+    ('blocks.{i}.mlp.fc2.', 'layers.{i}.ffn.layers.1.'),
+    ('patch_embed.proj.', 'patch_embed.projection.'),
+    ('norm_pre.', 'ln_pre.'),
+    ('norm.', 'ln1.'),
 ]
-_VIT_MMSEG_TO_TIMM = [
-    (r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),
-    (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
-    (r'^layers\.(\d+)\.attn\.attn\.in_proj_weight$', r'blocks.\1.attn.qkv.weight'),
-    (r'^layers\.(\d+)\.attn\.attn\.in_proj_bias$', r'blocks.\1.attn.qkv.bias'),
-    (r'^layers\.(\d+)\.attn\.attn\.out_proj\.', r'blocks.\1.attn.proj.'),
-    (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.fc1.'),
-    (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
-    (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
-    (r'^ln_pre\.', 'norm_pre.'),
-    (r'^ln1\.', 'norm.'),
-]
+
+
+def _rules(pairs) -> List[Tuple[str, str]]:
+    """``(pattern, replacement)`` regexes from ``(source, target)`` key templates."""
+    rules = []
+    for src, dst in pairs:
+        pat = '^' + re.escape(src).replace(re.escape('{i}'), r'(\d+)')
+        rules.append((pat if src.endswith('.') else pat + '$', dst.replace('{i}', r'\1')))
+    return rules
+
+
+_VIT_TIMM_TO_MMSEG = _rules(_VIT_KEYS)
+_VIT_MMSEG_TO_TIMM = _rules((m, t) for t, m in _VIT_KEYS)
 
 
 def _rename(sd: Dict[str, Tensor], rules) -> Dict[str, Tensor]:

@@ -24,8 +24,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mtdense.models.petl import BackboneHost, BlockParts, BlockRef, LevelRef
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, BlockParts, BlockRef, LevelRef
 
 
 def _ffn_parts(blk: nn.Module, name: str) -> Tuple[Tuple[nn.Module, ...], Tuple[nn.Module, ...]]:
@@ -122,16 +122,11 @@ class MMSegSwin(BackboneHost):
         print_log('MMSegSwin: no backbone checkpoint given: weights randomly initialised (a '
                   'checkpoint loaded into the model afterwards replaces them)', logger='current')
 
-    def forward_main(self, x: Tensor, backbone: Optional[nn.Module] = None) -> List[Tensor]:
-        bb = self.backbone if backbone is None else backbone
+    def _forward_main(self, x: Tensor, bb: nn.Module) -> List[Tensor]:
         return list(bb(x))
 
-    def output_transform(self,
-                         level: int,
-                         z: Tensor,
-                         hw: Tuple[int, int],
-                         backbone: Optional[nn.Module] = None) -> Tensor:
-        bb = self.backbone if backbone is None else backbone
+    def _output_transform(self, level: int, z: Tensor, hw: Tuple[int, int],
+                          bb: nn.Module) -> Tensor:
         # same ops as SwinTransformer.forward: norm{i}, then (N, H*W, C) -> (N, C, H, W);
         # left as a channels-last view (no copy of the T task maps): task-batched heads
         # read it as tokens directly, and convs take either layout

@@ -20,8 +20,9 @@ from typing import List, Optional, Tuple
 import torch.nn as nn
 from torch import Tensor
 
+from mtdense.models.petl import BackboneHost, BlockRef, LevelRef
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, BlockRef, LevelRef
+from .host_utils import vit_pyramid_neck
 
 
 @MODELS.register_module()
@@ -96,23 +97,13 @@ class MMSegViT(BackboneHost):
         self.backbone.init_weights()
 
     def default_neck(self) -> Optional[dict]:
-        dim = self.levels[0].channels
-        return dict(
-            type='MultiLevelNeck',
-            in_channels=[dim] * len(self.levels),
-            out_channels=dim,
-            scales=[self.patch_size / s for s in (4, 8, 16, 32)])
+        return vit_pyramid_neck(self)
 
-    def forward_main(self, x: Tensor, backbone: Optional[nn.Module] = None) -> List[Tensor]:
-        bb = self.backbone if backbone is None else backbone
+    def _forward_main(self, x: Tensor, bb: nn.Module) -> List[Tensor]:
         return list(bb(x))
 
-    def output_transform(self,
-                         level: int,
-                         z: Tensor,
-                         hw: Tuple[int, int],
-                         backbone: Optional[nn.Module] = None) -> Tensor:
-        bb = self.backbone if backbone is None else backbone
+    def _output_transform(self, level: int, z: Tensor, hw: Tuple[int, int],
+                          bb: nn.Module) -> Tensor:
         # same ops as VisionTransformer.forward: final norm after the last layer,
         # drop the class token, (N, L, C) -> (N, C, H, W)
         if self.levels[level].block_index == len(bb.layers) - 1 and bb.final_norm:

@@ -27,8 +27,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mtdense.models.petl import BackboneHost, BlockParts, BlockRef, LevelRef
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, BlockParts, BlockRef, LevelRef
+from .host_utils import create_timm_backbone
 
 
 @MODELS.register_module()
@@ -57,30 +58,11 @@ class TimmSwin(BackboneHost):
                  strict_img_size: bool = False,
                  **kwargs) -> None:
         super().__init__()
-        import timm
-        for key in ('pretrained', 'pretrained_cfg', 'pretrained_cfg_overlay', 'checkpoint_path'):
-            if kwargs.get(key):
-                raise ValueError(
-                    f'TimmSwin: backbone key {key!r} is not supported (never downloads); '
-                    'pass the weights as AdaptedBackbone(checkpoint=...)')
-        for key in ('num_classes', 'features_only'):
-            if key in kwargs:
-                raise ValueError(
-                    f'TimmSwin: backbone key {key!r} is managed by the host (the '
-                    'classifier is removed and features come from forward_intermediates)')
         self.model_name = model_name
         self.norm_last = norm_last
-        self.backbone = timm.create_model(
-            model_name,
-            pretrained=False,
-            num_classes=0,
-            img_size=img_size,
-            strict_img_size=strict_img_size,
-            **kwargs)
-        bb = self.backbone
-        if not hasattr(bb, 'layers') or not hasattr(bb, 'forward_intermediates'):
-            raise TypeError(f'TimmSwin: {model_name!r} is not a timm SwinTransformer '
-                            f'(got {type(bb).__name__})')
+        self.backbone = bb = create_timm_backbone(
+            'TimmSwin', model_name, ('layers', 'forward_intermediates'), 'SwinTransformer',
+            img_size=img_size, strict_img_size=strict_img_size, **kwargs)
         if not norm_last:
             # final norm is only ever applied to the last intermediate with norm=True
             bb.norm = nn.Identity()
@@ -120,8 +102,7 @@ class TimmSwin(BackboneHost):
                     channels=bb.feature_info[s]['num_chs'],
                     stride=bb.feature_info[s]['reduction']))
 
-    def forward_main(self, x: Tensor, backbone: Optional[nn.Module] = None) -> List[Tensor]:
-        bb = self.backbone if backbone is None else backbone
+    def _forward_main(self, x: Tensor, bb: nn.Module) -> List[Tensor]:
         return list(
             bb.forward_intermediates(
                 x,
@@ -129,12 +110,8 @@ class TimmSwin(BackboneHost):
                 norm=self.norm_last,
                 intermediates_only=True))
 
-    def output_transform(self,
-                         level: int,
-                         z: Tensor,
-                         hw: Tuple[int, int],
-                         backbone: Optional[nn.Module] = None) -> Tensor:
-        bb = self.backbone if backbone is None else backbone
+    def _output_transform(self, level: int, z: Tensor, hw: Tuple[int, int],
+                          bb: nn.Module) -> Tensor:
         if self.norm_last and level == len(self.levels) - 1:
             z = bb.norm(z)
         # block outputs are NHWC already; a channels-last view, as in MMSegSwin

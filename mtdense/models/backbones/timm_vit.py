@@ -17,8 +17,9 @@ from typing import List, Optional, Sequence, Tuple
 import torch.nn as nn
 from torch import Tensor
 
+from mtdense.models.petl import BackboneHost, BlockRef, LevelRef
 from mtdense.registry import MODELS
-from .base_host import BackboneHost, BlockRef, LevelRef
+from .host_utils import create_timm_backbone, vit_pyramid_neck
 
 
 @MODELS.register_module()
@@ -45,28 +46,12 @@ class TimmViT(BackboneHost):
                  dynamic_img_size: bool = True,
                  **kwargs) -> None:
         super().__init__()
-        import timm
         from timm.models.vision_transformer import Block
-        for key in ('pretrained', 'pretrained_cfg', 'pretrained_cfg_overlay', 'checkpoint_path'):
-            if kwargs.get(key):
-                raise ValueError(
-                    f'TimmViT: backbone key {key!r} is not supported (never downloads); '
-                    'pass the weights as AdaptedBackbone(checkpoint=...)')
-        for key in ('num_classes', 'features_only'):
-            if key in kwargs:
-                raise ValueError(f'TimmViT: backbone key {key!r} is managed by the host')
         self.model_name = model_name
         self.norm = norm
-        self.backbone = timm.create_model(
-            model_name,
-            pretrained=False,
-            num_classes=0,
-            img_size=img_size,
-            dynamic_img_size=dynamic_img_size,
-            **kwargs)
-        bb = self.backbone
-        if not hasattr(bb, 'blocks') or not hasattr(bb, 'forward_intermediates'):
-            raise TypeError(f'TimmViT: {model_name!r} is not a timm VisionTransformer')
+        self.backbone = bb = create_timm_backbone(
+            'TimmViT', model_name, ('blocks', 'forward_intermediates'), 'VisionTransformer',
+            img_size=img_size, dynamic_img_size=dynamic_img_size, **kwargs)
         depth = len(bb.blocks)
         if out_indices is None:
             out_indices = [depth // 4 - 1, depth // 2 - 1, 3 * depth // 4 - 1, depth - 1]
@@ -107,25 +92,15 @@ class TimmViT(BackboneHost):
         ]
 
     def default_neck(self) -> Optional[dict]:
-        dim = self.levels[0].channels
-        return dict(
-            type='MultiLevelNeck',
-            in_channels=[dim] * len(self.levels),
-            out_channels=dim,
-            scales=[self.patch_size / s for s in (4, 8, 16, 32)])
+        return vit_pyramid_neck(self)
 
-    def forward_main(self, x: Tensor, backbone: Optional[nn.Module] = None) -> List[Tensor]:
-        bb = self.backbone if backbone is None else backbone
+    def _forward_main(self, x: Tensor, bb: nn.Module) -> List[Tensor]:
         return list(
             bb.forward_intermediates(
                 x, indices=self.out_indices, norm=self.norm, intermediates_only=True))
 
-    def output_transform(self,
-                         level: int,
-                         z: Tensor,
-                         hw: Tuple[int, int],
-                         backbone: Optional[nn.Module] = None) -> Tensor:
-        bb = self.backbone if backbone is None else backbone
+    def _output_transform(self, level: int, z: Tensor, hw: Tuple[int, int],
+                          bb: nn.Module) -> Tensor:
         if self.norm:
             z = bb.norm(z)
         z = z[:, bb.num_prefix_tokens:]

@@ -1,9 +1,9 @@
-"""Common base of the parameter-efficient (PETL) methods.
+"""Core of the transformer PETL family: the common base of its methods.
 
 A method is built from ``peft=dict(type=..., **kwargs)`` by
 :class:`~mtdense.models.backbones.AdaptedBackbone`, which then calls
 :meth:`BasePEFTMethod.attach` once with the backbone *host* (see
-``mtdense/models/backbones/base_host.py``). A method
+``mtdense/models/petl/host.py``). A method
 
 * creates its own parameters (they live in the method module, so the wrapped
   backbone's state-dict keys stay those of mmseg/timm),
@@ -16,8 +16,9 @@ A method is built from ``peft=dict(type=..., **kwargs)`` by
 
 Feature layout returned by :meth:`forward_features`: a list with one tensor
 per backbone level and a parallel list of flags; a flagged tensor stacks the
-tasks along the batch, task-major, (T*B, C, H, W); an unflagged one (B, C, H, W)
-is shared by every task.
+tasks along the batch, task-major, (T*B, C, H, W) (the convention of
+``mtdense/models/petl/stacking.py``); an unflagged one (B, C, H, W) is shared by
+every task.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from typing import Dict, List, Sequence, Set, Tuple
 import torch.nn as nn
 from torch import Tensor
 
-from mtdense.models.backbones.base_host import BackboneHost
+from .host import BackboneHost
 
 _ACTIVATIONS = {
     'gelu': nn.GELU,
@@ -63,16 +64,6 @@ def per_stage(value, num_stages: int, key: str, owner: str) -> List[int]:
 def ratio_bottlenecks(dims: Sequence[int], ratio: float) -> List[int]:
     """Per-stage bottleneck r_s = max(1, round(d_s * ratio))."""
     return [max(1, int(round(d * ratio))) for d in dims]
-
-
-def repeat_tasks(x: Tensor, num_tasks: int) -> Tensor:
-    """Stack ``num_tasks`` copies of ``x`` along the batch, task-major."""
-    return x.repeat(num_tasks, *([1] * (x.dim() - 1)))
-
-
-def split_tasks(x: Tensor, num_tasks: int) -> Tensor:
-    """(T*M, ..., C) task-major -> (T, M*..., C) view for per-task batched products."""
-    return x.reshape(num_tasks, -1, x.shape[-1])
 
 
 class BasePEFTMethod(nn.Module):

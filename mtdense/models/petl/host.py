@@ -127,7 +127,7 @@ class BackboneHost(nn.Module):
             backbone: run this module instead of ``self.backbone`` (a copy with the
                 same architecture; used by per-task full fine-tuning).
         """
-        raise NotImplementedError
+        return self._forward_main(x, self._backbone(backbone))
 
     def output_transform(self,
                          level: int,
@@ -144,6 +144,18 @@ class BackboneHost(nn.Module):
         Returns:
             (N, C, H, W) tensor.
         """
+        return self._output_transform(level, z, hw, self._backbone(backbone))
+
+    def _backbone(self, backbone: Optional[nn.Module]) -> nn.Module:
+        return self.backbone if backbone is None else backbone
+
+    def _forward_main(self, x: Tensor, bb: nn.Module) -> List[Tensor]:
+        """Subclass hook of :meth:`forward_main` (``bb``: the backbone module to run)."""
+        raise NotImplementedError
+
+    def _output_transform(self, level: int, z: Tensor, hw: Tuple[int, int],
+                          bb: nn.Module) -> Tensor:
+        """Subclass hook of :meth:`output_transform` (``bb``: the backbone module)."""
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> List[Tensor]:
