@@ -34,7 +34,6 @@ was page-faulted in on every call.
 """
 from __future__ import annotations
 
-import functools
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -42,8 +41,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from mtdense.models.heads.task_batched import PerThreadState, ScratchBuffers
-from mtdense.models.petl import (BackboneHost, BasePEFTMethod, build_activation, per_stage,
-                                 ratio_bottlenecks)
+from mtdense.models.petl import (BackboneHost, BasePEFTMethod, build_activation,
+                                 check_bottleneck_args, stage_bottlenecks)
 from mtdense.registry import MODELS
 from .kem import KEM_TYPES, build_kem, kem_num_params
 
@@ -149,12 +148,7 @@ class VMTAdapter(BasePEFTMethod):
         super().__init__(tasks, train_norms, train_rel_pos, train_patch_embed)
         if kem not in KEM_TYPES:
             raise ValueError(f'{type(self).__name__}: kem={kem!r} is not one of {KEM_TYPES}')
-        if bottleneck is not None and bottleneck_ratio is not None:
-            raise ValueError(
-                f'{type(self).__name__}: give bottleneck or bottleneck_ratio, not both')
-        if bottleneck_ratio is not None and not bottleneck_ratio > 0:
-            raise ValueError(f'{type(self).__name__}: bottleneck_ratio must be > 0, '
-                             f'got {bottleneck_ratio}')
+        check_bottleneck_args(bottleneck, bottleneck_ratio, type(self).__name__)
         self.bottleneck_cfg = bottleneck
         self.bottleneck_ratio = self.default_ratio if bottleneck_ratio is None else bottleneck_ratio
         self.scale = float(scale)
@@ -167,12 +161,8 @@ class VMTAdapter(BasePEFTMethod):
 
     # ---------------------------------------------------------------- build
     def _build(self, host: BackboneHost) -> None:
-        name = type(self).__name__
-        dims = host.stage_dims()
-        if self.bottleneck_cfg is None:
-            self.ranks = ratio_bottlenecks(dims, self.bottleneck_ratio)
-        else:
-            self.ranks = per_stage(self.bottleneck_cfg, len(dims), 'bottleneck', name)
+        self.ranks = stage_bottlenecks(host.stage_dims(), self.bottleneck_cfg,
+                                       self.bottleneck_ratio, type(self).__name__)
         self.taps = self._tap_blocks(host, self.tap_blocks_cfg) if self.task_specific else []
         self.adapters = nn.ModuleList([
             SharedAdapter(b.dim, self.ranks[b.stage], self.act_name, self.lite) for b in host.blocks
@@ -185,12 +175,7 @@ class VMTAdapter(BasePEFTMethod):
         })
         self._state = _ForwardState()
         self._scratch = ScratchBuffers()
-        for b in host.blocks:
-            self._register(
-                b.mlp.register_forward_hook(
-                    functools.partial(self._mlp_hook, b.index), with_kwargs=True))
-            self._register(
-                b.module.register_forward_hook(functools.partial(self._block_hook, b.index)))
+        self._hook_mlp_and_block(host)
 
     # ---------------------------------------------------------------- hooks
     def _mlp_hook(self, index: int, module: nn.Module, args: tuple, kwargs: dict, output) -> None:
