@@ -1,6 +1,13 @@
-"""Timing statistics and peak-memory probes used by the task-scaling profiler.
+"""Timing, CPU time and peak-memory probes used by the task-scaling profiler.
 
-Memory semantics (see also the README section of ``tools/profile_tasks.py``):
+Timing: :func:`timed_iterations` brackets each iteration with
+``torch.cuda.synchronize`` on CUDA and records wall time (``perf_counter``), this
+process's CPU time (``process_time``, all threads) and, with a
+:class:`BackboneTimer`, the time spent inside ``model.backbone``. CPU time / wall time
+below one busy core means the process waited for a CPU: another process had it
+(see :data:`CONTENTION_UTIL`).
+
+Memory semantics (see also docs/profiling.md):
 
 * CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``
   at the start of a measurement (exact per measurement, tensors only; the
@@ -8,14 +15,14 @@ Memory semantics (see also the README section of ``tools/profile_tasks.py``):
 * CPU (Linux): the process's resident-set high-water mark ``VmHWM``, which is
   monotonic per process. Writing ``5`` to ``/proc/self/clear_refs`` resets it to
   the current RSS, so each measurement gets its own peak. The profiler reports
-  the absolute peak (``peak_mem_mb``: model, inputs, interpreter and libraries
+  the absolute peak (``peak_mb``: model, inputs, interpreter and libraries
   included) and the increase over the RSS just before the measurement
-  (``peak_mem_increase_mb``: activations, workspaces, gradients and optimizer
-  state). Each config runs in a fresh process (``isolate='config'``); within it,
-  heap memory freed by an earlier (config, T) point and kept by malloc can be
-  reused by a later point without raising RSS, so a later point's increase can
-  read low. ``isolate='point'`` (one process per point) removes that effect at
-  the price of one interpreter start per point. The allocator is left at its
+  (``increase_mb``: activations, workspaces, gradients and optimizer state). The
+  absolute peak is the model's own only in a process that holds that model alone:
+  the profiler's default memory pass (``memory='isolated'``) measures every point
+  once more in a fresh process. In a process holding several models (the
+  interleaved timing process), heap memory freed by another point and kept by malloc
+  can be reused without raising RSS, so an increase can read low. The allocator is left at its
   defaults on purpose: forcing every large buffer through mmap
   (``MALLOC_MMAP_THRESHOLD_``) makes RSS track live memory but doubled the
   eager-mode latency of Swin-T on CPU in our measurements (page faults on
@@ -34,9 +41,15 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-__all__ = ['latency_stats', 'PeakMemory', 'time_iterations']
+__all__ = ['latency_stats', 'PeakMemory', 'time_iterations', 'timed_iterations',
+           'BackboneTimer', 'CONTENTION_UTIL']
 
 _MB = 1024.0 * 1024.0
+
+#: An iteration whose CPU time / wall time is below this ran less than ~one busy core:
+#: the process waited for a CPU (another process had it). Exact for one thread; with
+#: several threads a contended run can still read above it.
+CONTENTION_UTIL = 0.9
 
 
 def _quantile(sorted_values: List[float], q: float) -> float:
@@ -160,3 +173,67 @@ def time_iterations(step: Callable[[], None], device: str, warmup: int, repeats:
                 and sum(times) >= max_seconds):
             break
     return dict(seconds=times, warmup_seconds=warm)
+
+
+class BackboneTimer:
+    """Forward hooks timing ``module`` (e.g. ``model.backbone``) while ``active``."""
+
+    def __init__(self, module: torch.nn.Module, device: str) -> None:
+        self.cuda = device.startswith('cuda')
+        self.times: List[float] = []
+        self.active = False
+        self._t0 = 0.0
+        self._handles = [module.register_forward_pre_hook(self._pre),
+                         module.register_forward_hook(self._post)]
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def _pre(self, module, args) -> None:
+        if self.active:
+            self._sync()
+            self._t0 = time.perf_counter()
+
+    def _post(self, module, args, output) -> None:
+        if self.active:
+            self._sync()
+            self.times.append(time.perf_counter() - self._t0)
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def timed_iterations(step: Callable[[], None], device: str, iterations: int,
+                     timer: Optional[BackboneTimer] = None) -> List[Dict[str, float]]:
+    """Run ``step`` ``iterations`` times; per iteration ``wall_s``, ``cpu_s`` (this
+    process, all threads), ``minflt`` (minor page faults: fresh memory touched for the
+    first time, e.g. large buffers glibc maps anew on every call) and, with ``timer``,
+    ``backbone_s`` (summed over the backbone calls of that iteration)."""
+    cuda = device.startswith('cuda')
+    out: List[Dict[str, float]] = []
+    for _ in range(iterations):
+        if timer is not None:
+            timer.times.clear()
+            timer.active = True
+        if cuda:
+            torch.cuda.synchronize()
+        f0, c0, t0 = _minor_faults(), time.process_time(), time.perf_counter()
+        try:
+            step()
+            if cuda:
+                torch.cuda.synchronize()
+        finally:
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if timer is not None:
+                timer.active = False
+        sample = dict(wall_s=wall, cpu_s=cpu, minflt=float(_minor_faults() - f0))
+        if timer is not None and timer.times:
+            sample['backbone_s'] = float(sum(timer.times))
+        out.append(sample)
+    return out

@@ -20,6 +20,7 @@ COMMANDS = {
     'test': ('test', 'evaluate a checkpoint (metrics, panels, predictions)'),
     'infer': ('infer', 'predict images / folders and write panels and raw outputs'),
     'benchmark': ('benchmark_methods', 'train and evaluate every PETL method on one backbone'),
+    'profile': ('profile_tasks', 'speed, memory, FLOPs and parameters versus the number of tasks'),
     'make-synthetic': ('make_synthetic', 'render the synthetic scenes (mtdense or release layout)'),
     'browse': ('browse_dataset', 'write panels of dataset samples'),
     'check-dataset': ('check_dataset', 'decode every file of a dataset, list the defects'),

@@ -96,6 +96,12 @@ class BaseTask:
         arr = data.detach().cpu().numpy()
         return arr[0] if self.gt_channels is None else arr.transpose(1, 2, 0)
 
+    def random_target(self, h: int, w: int, generator: Optional[torch.Generator] = None,
+                      num_classes: Optional[int] = None) -> Tensor:
+        """A random valid packed (C, H, W) ground truth, as :meth:`to_tensor` gives (for
+        timing and smoke tests: no invalid pixels)."""
+        raise NotImplementedError(f'task {self.name!r} has no random_target')
+
     def value_warnings(self, arr: np.ndarray, entry: Mapping[str, Any]) -> List[str]:
         """Values that decode but look like another unit or encoding (dataset checks);
         ``entry`` is the sample's annotation entry (path, decoder, ...)."""
@@ -130,6 +136,12 @@ class BaseTask:
     def predictions(self, out: Tensor, model: Any = None) -> Dict[str, Tensor]:
         """``{'pred': prediction, <field>: ...}`` from one sample's (C, H, W) head output."""
         raise NotImplementedError
+
+    def predictions_in_place(self, out: Tensor, model: Any = None) -> Dict[str, Tensor]:
+        """:meth:`predictions` when ``out`` belongs to the caller's call alone (no autograd,
+        not a view of anything returned): the activation may overwrite it instead of
+        allocating another full-resolution map. Same values; default: :meth:`predictions`."""
+        return self.predictions(out, model)
 
     def unflip_values(self, out: Tensor, dims) -> Tensor:
         """Values of a (1, C, H, W) output whose positions were just flipped back along
@@ -183,6 +195,11 @@ class LabelTask(BaseTask):
     def to_tensor(self, arr: np.ndarray) -> Tensor:
         return torch.from_numpy(arr.astype(np.int64))[None]
 
+    def random_target(self, h, w, generator=None, num_classes=None):
+        # classes: 0..C-1; without classes (saliency, edge): {0, 1}
+        high = self.out_channels(num_classes) if self.has_classes else 2
+        return torch.randint(0, high, (1, h, w), generator=generator)
+
     def resize(self, arr, hw):
         return rs.resize_nearest(arr, hw)
 
@@ -206,6 +223,9 @@ class LabelTask(BaseTask):
 class ScalarTask(BaseTask):
     """Scalar maps: float32 (H, W), 0 invalid, valid-aware bilinear resampling."""
 
+    def random_target(self, h, w, generator=None, num_classes=None):
+        return 0.5 + 9.5 * torch.rand(1, h, w, generator=generator)  # valid: > 0
+
     def resize(self, arr, hw):
         return rs.resize_valid_aware(arr, hw)
 
@@ -222,6 +242,10 @@ class VectorTask(BaseTask):
     unit = True
     #: component negated by a horizontal / vertical flip (None: none)
     flip_components = {'horizontal': 0, 'vertical': 1}
+
+    def random_target(self, h, w, generator=None, num_classes=None):
+        v = torch.randn(self.gt_channels, h, w, generator=generator)
+        return v / v.norm(dim=0, keepdim=True).clamp(min=1e-6) if self.unit else v
 
     def resize(self, arr, hw):
         return rs.resize_valid_aware(arr, hw, unit=self.unit)
@@ -246,6 +270,11 @@ class VectorTask(BaseTask):
 
     def predictions(self, out, model=None):
         return {'pred': F.normalize(out, p=2, dim=0) if self.unit else out}
+
+    def predictions_in_place(self, out, model=None):
+        if self.unit:  # F.normalize's own arithmetic: x / max(||x||, eps)
+            out = out.div_(out.norm(2, 0, keepdim=True).clamp_min(1e-12))
+        return {'pred': out}
 
     def update_stats(self, stats, pred, gt):
         stats.update(pred, gt, channel_axis=0)  # vectors along the first axis when packed

@@ -46,6 +46,13 @@ class Depth(ScalarTask):
     def predictions(self, out, model=None):
         return {'pred': self.activate(out, model).clamp(min=getattr(model, 'min_depth', 1e-3))}
 
+    def predictions_in_place(self, out, model=None):
+        act = getattr(model, 'depth_activation', 'none')
+        if act not in ('none', 'exp'):
+            return self.predictions(out, model)
+        out = out.exp_() if act == 'exp' else out
+        return {'pred': out.clamp_(min=getattr(model, 'min_depth', 1e-3))}
+
     def stats_options(self, options):
         return dict(min_pred=options['depth_min_pred'])
 

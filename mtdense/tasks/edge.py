@@ -28,6 +28,9 @@ class Edge(LabelTask):
     def predictions(self, out, model=None):
         return {'pred': out.sigmoid()}
 
+    def predictions_in_place(self, out, model=None):
+        return {'pred': out.sigmoid_()}
+
     def stats_options(self, options):
         return dict(max_dist=options['edge_max_dist'], thresholds=options.get('edge_thresholds'),
                     ignore_index=options['ignore_index'])

@@ -20,6 +20,9 @@ class Saliency(LabelTask):
     def predictions(self, out, model=None):
         return {'pred': out.sigmoid()}
 
+    def predictions_in_place(self, out, model=None):
+        return {'pred': out.sigmoid_()}
+
     def stats_options(self, options):
         return dict(ignore_index=options['ignore_index'],
                     pooled_beta2=0.3 if options['saliency_beta_switch'] else None,

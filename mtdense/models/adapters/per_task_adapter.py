@@ -11,15 +11,14 @@ the honest cost: backbone FLOPs grow linearly with T.
 """
 from __future__ import annotations
 
-import functools
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mtdense.models.petl import (BasePEFTMethod, build_activation, per_stage, ratio_bottlenecks, repeat_tasks)
-from mtdense.models.petl import BackboneHost
+from mtdense.models.petl import (BackboneHost, BasePEFTMethod, build_activation,
+                                 check_bottleneck_args, repeat_tasks, stage_bottlenecks)
 from mtdense.registry import MODELS
 
 
@@ -70,8 +69,7 @@ class PerTaskAdapter(BasePEFTMethod):
                  train_rel_pos: bool = False,
                  train_patch_embed: bool = False) -> None:
         super().__init__(tasks, train_norms, train_rel_pos, train_patch_embed)
-        if bottleneck is not None and bottleneck_ratio is not None:
-            raise ValueError('PerTaskAdapter: give bottleneck or bottleneck_ratio, not both')
+        check_bottleneck_args(bottleneck, bottleneck_ratio, 'PerTaskAdapter')
         self.bottleneck_cfg = bottleneck
         self.bottleneck_ratio = 1.0 / 16 if bottleneck_ratio is None else float(bottleneck_ratio)
         self.scale = float(scale)
@@ -79,20 +77,14 @@ class PerTaskAdapter(BasePEFTMethod):
         build_activation(act, 'PerTaskAdapter')
 
     def _build(self, host: BackboneHost) -> None:
-        dims = host.stage_dims()
-        self.ranks = ratio_bottlenecks(dims, self.bottleneck_ratio) if self.bottleneck_cfg is None \
-            else per_stage(self.bottleneck_cfg, len(dims), 'bottleneck', 'PerTaskAdapter')
+        self.ranks = stage_bottlenecks(host.stage_dims(), self.bottleneck_cfg,
+                                       self.bottleneck_ratio, 'PerTaskAdapter')
         self.adapters = nn.ModuleList([
             TaskAdapterBank(self.num_tasks, b.dim, self.ranks[b.stage], self.act_name)
             for b in host.blocks
         ])
         self._cache: Dict[int, Tensor] = {}
-        for b in host.blocks:
-            self._register(
-                b.mlp.register_forward_hook(
-                    functools.partial(self._mlp_hook, b.index), with_kwargs=True))
-            self._register(
-                b.module.register_forward_hook(functools.partial(self._block_hook, b.index)))
+        self._hook_mlp_and_block(host)
 
     def _mlp_hook(self, index: int, module, args, kwargs, output) -> None:
         u = args[0] if args else kwargs['x']

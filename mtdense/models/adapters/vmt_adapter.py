@@ -26,20 +26,41 @@ alpha (d) so that the model is the pretrained one at init::
 
 The adapter branch is added to the block *output* (outside the block's
 drop-path and layer-scale, as in AdaptFormer's parallel adapter).
+
+Without autograd on CPU the (T, M, d) task maps z are written into buffers kept
+across calls (:class:`~mtdense.models.heads.task_batched.ScratchBuffers`): they
+only feed the output transform, and a fresh 38 MB map (stride 4, 448 px, T = 8)
+was page-faulted in on every call.
 """
 from __future__ import annotations
 
-import functools
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mtdense.models.petl import (BackboneHost, BasePEFTMethod, build_activation, per_stage,
-                                 ratio_bottlenecks)
+from mtdense.models.heads.task_batched import PerThreadState, ScratchBuffers
+from mtdense.models.petl import (BackboneHost, BasePEFTMethod, build_activation,
+                                 check_bottleneck_args, stage_bottlenecks)
 from mtdense.registry import MODELS
 from .kem import KEM_TYPES, build_kem, kem_num_params
+
+
+class _ForwardState(PerThreadState):
+    """The hooks' hand-over between an MLP slot, its block and ``forward_features``, kept
+    per thread so that concurrent forwards of one model (inference servers) do not mix
+    their tensors. Copies and pickles start empty."""
+
+    @property
+    def cache(self) -> Dict[int, Tuple[Tensor, Tensor]]:
+        """block index -> (h, h W_u + b_u) of the running forward"""
+        return self._local.__dict__.setdefault('cache', {})
+
+    @property
+    def task_out(self) -> Dict[int, Tensor]:
+        """block index -> task maps z (T * B, ...) of the running forward"""
+        return self._local.__dict__.setdefault('task_out', {})
 
 
 class SharedAdapter(nn.Module):
@@ -74,19 +95,20 @@ class SharedAdapter(nn.Module):
             return self.out_scale * torch.matmul(h, self.down.weight) + self.up_bias
         return self.up(h)
 
-    def add_up_delta(self, base: Tensor, delta: Tensor, scale: float) -> Tensor:
+    def add_up_delta(self, base: Tensor, delta: Tensor, scale: float,
+                     out: Optional[Tensor] = None) -> Tensor:
         """``base + scale * (delta W_u)`` (no bias) for every task in one fused op.
 
         base: (M, d) shared stream; delta: (T, M, r) -> (T, M, d). The add is
         fused into the batched product (``baddbmm``), so the T task maps are
-        written once.
+        written once (into ``out`` if given: a reused buffer, no autograd).
         """
         if self.lite:
             weight = self.down.weight * self.out_scale  # alpha * W_d^T, as (r, d)
         else:
             weight = self.up.weight.t()
         weight = (scale * weight).unsqueeze(0).expand(delta.shape[0], -1, -1)
-        return torch.baddbmm(base.unsqueeze(0), delta, weight)
+        return torch.baddbmm(base.unsqueeze(0), delta, weight, out=out)
 
 
 @MODELS.register_module()
@@ -126,12 +148,7 @@ class VMTAdapter(BasePEFTMethod):
         super().__init__(tasks, train_norms, train_rel_pos, train_patch_embed)
         if kem not in KEM_TYPES:
             raise ValueError(f'{type(self).__name__}: kem={kem!r} is not one of {KEM_TYPES}')
-        if bottleneck is not None and bottleneck_ratio is not None:
-            raise ValueError(
-                f'{type(self).__name__}: give bottleneck or bottleneck_ratio, not both')
-        if bottleneck_ratio is not None and not bottleneck_ratio > 0:
-            raise ValueError(f'{type(self).__name__}: bottleneck_ratio must be > 0, '
-                             f'got {bottleneck_ratio}')
+        check_bottleneck_args(bottleneck, bottleneck_ratio, type(self).__name__)
         self.bottleneck_cfg = bottleneck
         self.bottleneck_ratio = self.default_ratio if bottleneck_ratio is None else bottleneck_ratio
         self.scale = float(scale)
@@ -144,12 +161,8 @@ class VMTAdapter(BasePEFTMethod):
 
     # ---------------------------------------------------------------- build
     def _build(self, host: BackboneHost) -> None:
-        name = type(self).__name__
-        dims = host.stage_dims()
-        if self.bottleneck_cfg is None:
-            self.ranks = ratio_bottlenecks(dims, self.bottleneck_ratio)
-        else:
-            self.ranks = per_stage(self.bottleneck_cfg, len(dims), 'bottleneck', name)
+        self.ranks = stage_bottlenecks(host.stage_dims(), self.bottleneck_cfg,
+                                       self.bottleneck_ratio, type(self).__name__)
         self.taps = self._tap_blocks(host, self.tap_blocks_cfg) if self.task_specific else []
         self.adapters = nn.ModuleList([
             SharedAdapter(b.dim, self.ranks[b.stage], self.act_name, self.lite) for b in host.blocks
@@ -160,57 +173,60 @@ class VMTAdapter(BasePEFTMethod):
                       self.kem_rank)
             for i in self.taps
         })
-        self._cache: Dict[int, Tuple[Tensor, Tensor]] = {}
-        self._task_out: Dict[int, Tensor] = {}
-        for b in host.blocks:
-            self._register(
-                b.mlp.register_forward_hook(
-                    functools.partial(self._mlp_hook, b.index), with_kwargs=True))
-            self._register(
-                b.module.register_forward_hook(functools.partial(self._block_hook, b.index)))
+        self._state = _ForwardState()
+        self._scratch = ScratchBuffers()
+        self._hook_mlp_and_block(host)
 
     # ---------------------------------------------------------------- hooks
     def _mlp_hook(self, index: int, module: nn.Module, args: tuple, kwargs: dict, output) -> None:
         u = args[0] if args else kwargs['x']
         adapter = self.adapters[index]
         h = adapter.hidden(u)
-        self._cache[index] = (h, adapter.up_full(h))
+        self._state.cache[index] = (h, adapter.up_full(h))
 
     def _block_hook(self, index: int, module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-        if index not in self._cache:
+        cache = self._state.cache
+        if index not in cache:
             raise RuntimeError(f'{type(self).__name__}: block {index} ran without its MLP slot; '
                                'the host description does not match the backbone')
-        h, a = self._cache.pop(index)
+        h, a = cache.pop(index)
         x_next = output + self.scale * a.reshape(output.shape)
         kem = self.kems[str(index)] if str(index) in self.kems else None
         if kem is not None:
-            r = h.shape[-1]
+            r, d = h.shape[-1], x_next.shape[-1]
             delta = kem(h.reshape(-1, r))  # (T, M, r)
-            z = self.adapters[index].add_up_delta(x_next.reshape(-1, x_next.shape[-1]), delta,
-                                                  self.scale)  # (T, M, d)
-            self._task_out[index] = z.reshape(-1, *output.shape[1:])
+            buf = (self._scratch.get(f'z{index}', delta.shape[:2] + (d,), x_next)
+                   if ScratchBuffers.applies(x_next) else None)
+            z = self.adapters[index].add_up_delta(x_next.reshape(-1, d), delta, self.scale,
+                                                  out=buf)  # (T, M, d)
+            self._state.task_out[index] = z.reshape(-1, *output.shape[1:])
         return x_next
 
     # -------------------------------------------------------------- forward
     def forward_features(self, x: Tensor) -> Tuple[List[Tensor], List[bool]]:
         self._check_batch(x)
         host = self.host
-        self._cache.clear()
-        self._task_out.clear()
+        cache, task_out = self._state.cache, self._state.task_out
+        cache.clear()
+        task_out.clear()
         try:
             outs = host.forward_main(x)
             feats, flags = [], []
             for lvl, ref in enumerate(host.levels):
-                z = self._task_out.pop(ref.block_index, None)
+                z = task_out.pop(ref.block_index, None)
                 if z is None:
                     feats.append(outs[lvl])
                     flags.append(False)
                 else:
-                    feats.append(host.output_transform(lvl, z, self._hw(outs[lvl])))
+                    feat = host.output_transform(lvl, z, self._hw(outs[lvl]))
+                    if feat.untyped_storage().data_ptr() == z.untyped_storage().data_ptr():
+                        # a transform that is a pure view hands z itself out: not reusable
+                        self._scratch.release(f'z{ref.block_index}')
+                    feats.append(feat)
                     flags.append(True)
         finally:
-            self._cache.clear()
-            self._task_out.clear()
+            cache.clear()
+            task_out.clear()
         return feats, flags
 
     # ------------------------------------------------------------- counting

@@ -111,38 +111,42 @@ def _merge_mmseg_to_official(v: Tensor) -> Tensor:
     return v.reshape(v.shape[0] // 4, 4).transpose(0, 1)[[0, 2, 1, 3], :].reshape(v.shape[0])
 
 
-def swin_official_to_mmseg(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
+#: official (microsoft/Swin-Transformer) -> mmseg key parts inside a stage's blocks
+_SWIN_BLOCK_PARTS = (('.attn.', '.attn.w_msa.'), ('.mlp.fc1.', '.ffn.layers.0.0.'),
+                     ('.mlp.fc2.', '.ffn.layers.1.'))
+
+
+def _convert_swin_keys(sd: Dict[str, Tensor], to_mmseg: bool) -> Dict[str, Tensor]:
+    """The official <-> mmseg Swin key mapping, one table read both ways; patch-merging
+    reductions also permute their input channels. Other keys (patch_embed.norm,
+    absolute_pos_embed, the final / per-output norms, head) pass unchanged."""
+    flip = (lambda pair: pair) if to_mmseg else (lambda pair: pair[::-1])
+    stage = flip(('layers.', 'stages.'))
+    embed = flip(('patch_embed.proj.', 'patch_embed.projection.'))
+    parts = [flip(p) for p in _SWIN_BLOCK_PARTS]
+    merge = _merge_official_to_mmseg if to_mmseg else _merge_mmseg_to_official
     out = OrderedDict()
     for k, v in sd.items():
-        if k.startswith('layers.'):
-            nk = k.replace('layers.', 'stages.', 1)
-            if '.attn.' in nk:
-                nk = nk.replace('.attn.', '.attn.w_msa.', 1)
-            nk = nk.replace('.mlp.fc1.', '.ffn.layers.0.0.').replace('.mlp.fc2.', '.ffn.layers.1.')
+        if k.startswith(stage[0]):
+            nk = stage[1] + k[len(stage[0]):]
+            for old, new in parts:
+                nk = nk.replace(old, new, 1)
             if '.downsample.' in nk:
-                v = _merge_official_to_mmseg(v)
+                v = merge(v)
             out[nk] = v
-        elif k.startswith('patch_embed.proj.'):
-            out[k.replace('patch_embed.proj.', 'patch_embed.projection.')] = v
+        elif k.startswith(embed[0]):
+            out[embed[1] + k[len(embed[0]):]] = v
         else:
-            out[k] = v  # patch_embed.norm, absolute_pos_embed, norm (final), head
+            out[k] = v
     return out
+
+
+def swin_official_to_mmseg(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    return _convert_swin_keys(sd, to_mmseg=True)
 
 
 def swin_mmseg_to_official(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    out = OrderedDict()
-    for k, v in sd.items():
-        if k.startswith('stages.'):
-            nk = k.replace('stages.', 'layers.', 1).replace('.attn.w_msa.', '.attn.')
-            nk = nk.replace('.ffn.layers.0.0.', '.mlp.fc1.').replace('.ffn.layers.1.', '.mlp.fc2.')
-            if '.downsample.' in nk:
-                v = _merge_mmseg_to_official(v)
-            out[nk] = v
-        elif k.startswith('patch_embed.projection.'):
-            out[k.replace('patch_embed.projection.', 'patch_embed.proj.')] = v
-        else:
-            out[k] = v  # norm{i} (mmseg output norms) stay as they are
-    return out
+    return _convert_swin_keys(sd, to_mmseg=False)
 
 
 def swin_timm_to_official(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:

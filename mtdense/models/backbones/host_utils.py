@@ -9,6 +9,15 @@ _DOWNLOAD_KEYS = ('pretrained', 'pretrained_cfg', 'pretrained_cfg_overlay', 'che
 _MANAGED_KEYS = ('num_classes', 'features_only')
 
 
+def reject_weight_kwargs(owner: str, kwargs: Mapping) -> None:
+    """mmseg backbones load weights themselves through ``pretrained`` / ``init_cfg``;
+    wrapped here, the one checkpoint path is ``AdaptedBackbone(checkpoint=...)``."""
+    for key in ('pretrained', 'init_cfg'):
+        if kwargs.get(key) is not None:
+            raise ValueError(f'{owner}: backbone key {key!r}={kwargs[key]!r} is not supported; '
+                             'pass the weights as AdaptedBackbone(checkpoint=...)')
+
+
 def check_timm_kwargs(owner: str, kwargs: Mapping) -> None:
     """Refuse ``timm.create_model`` keywords a host manages or that would download weights."""
     for key in _DOWNLOAD_KEYS:

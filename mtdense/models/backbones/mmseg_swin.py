@@ -26,6 +26,7 @@ from torch import Tensor
 
 from mtdense.models.petl import BackboneHost, BlockParts, BlockRef, LevelRef
 from mtdense.registry import MODELS
+from .host_utils import reject_weight_kwargs
 
 
 def _ffn_parts(blk: nn.Module, name: str) -> Tuple[Tuple[nn.Module, ...], Tuple[nn.Module, ...]]:
@@ -57,11 +58,7 @@ class MMSegSwin(BackboneHost):
     def __init__(self, **kwargs) -> None:
         super().__init__()
         from mmseg.models.backbones import SwinTransformer
-        for key in ('pretrained', 'init_cfg'):
-            if kwargs.get(key) is not None:
-                raise ValueError(
-                    f'MMSegSwin: backbone key {key!r}={kwargs[key]!r} is not supported; '
-                    'pass the weights as AdaptedBackbone(checkpoint=...)')
+        reject_weight_kwargs('MMSegSwin', kwargs)
         if kwargs.get('with_cp', False):
             raise ValueError('MMSegSwin: with_cp=True is not supported (the PETL methods attach '
                              'through forward hooks, which gradient checkpointing would re-run)')

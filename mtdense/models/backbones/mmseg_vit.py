@@ -22,7 +22,7 @@ from torch import Tensor
 
 from mtdense.models.petl import BackboneHost, BlockRef, LevelRef
 from mtdense.registry import MODELS
-from .host_utils import vit_pyramid_neck
+from .host_utils import reject_weight_kwargs, vit_pyramid_neck
 
 
 @MODELS.register_module()
@@ -42,11 +42,7 @@ class MMSegViT(BackboneHost):
     def __init__(self, **kwargs) -> None:
         super().__init__()
         from mmseg.models.backbones import VisionTransformer
-        for key in ('pretrained', 'init_cfg'):
-            if kwargs.get(key) is not None:
-                raise ValueError(
-                    f'MMSegViT: backbone key {key!r}={kwargs[key]!r} is not supported; '
-                    'pass the weights as AdaptedBackbone(checkpoint=...)')
+        reject_weight_kwargs('MMSegViT', kwargs)
         for key in ('output_cls_token', 'out_origin', 'with_cp'):
             if kwargs.get(key, False):
                 raise ValueError(f'MMSegViT: {key}=True is not supported by AdaptedBackbone')

@@ -16,13 +16,15 @@ imports neither. Backbones find the methods through the ``MODELS`` registry.
 from .build import build_method
 from .conv import NORM_MODES, ConvSlot, ConvTaskMethod, NormSlot, TaskBatchNorm, safe_key
 from .host import BackboneHost, BlockParts, BlockRef, LevelRef
-from .method import BasePEFTMethod, build_activation, per_stage, ratio_bottlenecks
+from .method import (BasePEFTMethod, build_activation, check_bottleneck_args, per_stage,
+                     ratio_bottlenecks, stage_bottlenecks)
 from .stacking import (TaskStreams, channels_to_tasks, repeat_tasks, split_tasks,
                        tasks_to_channels, unstack_tasks)
 
 __all__ = [
     'BackboneHost', 'BlockParts', 'BlockRef', 'LevelRef', 'BasePEFTMethod',
-    'build_activation', 'per_stage', 'ratio_bottlenecks', 'ConvTaskMethod', 'ConvSlot',
+    'build_activation', 'per_stage', 'ratio_bottlenecks', 'check_bottleneck_args',
+    'stage_bottlenecks', 'ConvTaskMethod', 'ConvSlot',
     'NormSlot', 'TaskBatchNorm', 'NORM_MODES', 'safe_key', 'TaskStreams', 'repeat_tasks',
     'split_tasks', 'unstack_tasks', 'tasks_to_channels', 'channels_to_tasks', 'build_method'
 ]

@@ -22,6 +22,7 @@ every task.
 """
 from __future__ import annotations
 
+import functools
 from typing import Dict, List, Sequence, Set, Tuple
 
 import torch.nn as nn
@@ -64,6 +65,23 @@ def per_stage(value, num_stages: int, key: str, owner: str) -> List[int]:
 def ratio_bottlenecks(dims: Sequence[int], ratio: float) -> List[int]:
     """Per-stage bottleneck r_s = max(1, round(d_s * ratio))."""
     return [max(1, int(round(d * ratio))) for d in dims]
+
+
+def check_bottleneck_args(bottleneck, bottleneck_ratio, owner: str) -> None:
+    """An adapter's width is given one way: ``bottleneck`` (int or one per stage) or
+    ``bottleneck_ratio`` (> 0) of each stage's width."""
+    if bottleneck is not None and bottleneck_ratio is not None:
+        raise ValueError(f'{owner}: give bottleneck or bottleneck_ratio, not both')
+    if bottleneck_ratio is not None and not bottleneck_ratio > 0:
+        raise ValueError(f'{owner}: bottleneck_ratio must be > 0, got {bottleneck_ratio}')
+
+
+def stage_bottlenecks(dims: Sequence[int], bottleneck, bottleneck_ratio: float,
+                      owner: str) -> List[int]:
+    """Per-stage bottleneck widths: ``bottleneck`` expanded to the stages, or the ratio."""
+    if bottleneck is None:
+        return ratio_bottlenecks(dims, bottleneck_ratio)
+    return per_stage(bottleneck, len(dims), 'bottleneck', owner)
 
 
 class BasePEFTMethod(nn.Module):
@@ -119,6 +137,17 @@ class BasePEFTMethod(nn.Module):
 
     def _register(self, handle) -> None:
         self._hook_handles.append(handle)
+
+    def _hook_mlp_and_block(self, host: BackboneHost) -> None:
+        """Adapter-style methods: ``self._mlp_hook(index, module, args, kwargs, output)`` sees
+        each block's MLP input, ``self._block_hook(index, module, args, output)`` may
+        replace the block's output."""
+        for b in host.blocks:
+            self._register(
+                b.mlp.register_forward_hook(
+                    functools.partial(self._mlp_hook, b.index), with_kwargs=True))
+            self._register(
+                b.module.register_forward_hook(functools.partial(self._block_hook, b.index)))
 
     def detach(self) -> None:
         """Remove every hook this method registered."""
