@@ -23,7 +23,7 @@ Two independent counters with these conventions:
 backbone + PETL method + neck, everything under ``model.backbone``; the task heads;
 the rest: the model's upsampling of each head output to the input size) and the
 trace beside it, with their difference per category (``products``, ``norms``,
-``resampling``). tests/models/test_flop_crosscheck.py requires them to agree for every
+``resampling``). tests/analysis/test_flop_crosscheck.py requires them to agree for every
 method except work a method is known to discard (listed there with its exact size).
 
 Handles replaced or added on top of mmengine's defaults for the trace:
