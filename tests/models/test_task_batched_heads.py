@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mtdense.models.heads import can_batch_heads, task_batched_heads_forward
-from mtdense.models.heads.light_head import (compose_level, fused_affine, level_factors,
-                                             stacked_level_weights)
+from mtdense.models.heads.light_head import (compose_level, composed_weights, fused_affine,
+                                             level_factors)
 from mtdense.models.heads.task_batched import ScratchBuffers
 from mtdense.registry import MODELS
 
@@ -218,34 +218,32 @@ def test_plain_reassociated_and_batched_forms_agree(norm_cfg, stacked):
 
 @pytest.mark.parametrize('norm_cfg', [dict(type='BN'), dict(type='BN', affine=False), None])
 @pytest.mark.parametrize('training', [True, False])
-def test_level_weights_are_the_one_head_case_of_the_stacked_parameterisation(norm_cfg, training):
-    """``level_weights()`` is ``stacked_level_weights([head])``; for several heads the stacked
-    functions give every head's weights; the folded fusion map is conv then eval BN."""
+def test_one_head_and_stacked_heads_share_the_parameterisation(norm_cfg, training):
+    """``level_weights()`` is ``composed_weights(head)``; on T heads the same functions give
+    every head's fusion map and biases bit for bit (element-wise ops, per-head products)
+    and its composed weights as one batched product; the folded fusion map is the
+    ConvModule's conv, then its eval BN."""
     heads = _heads(norm_cfg)
     for h in heads:
         h.train(training)
     folds = norm_cfg is not None and not training
-    for h in heads:
-        own, folded = h.level_weights()
-        one, folded_one = stacked_level_weights([h], batched=False)
-        assert folded == folded_one == folds == h.folds_norm()
-        for (w, b), (w1, b1) in zip(own, one):
-            assert torch.equal(w, w1[0]) and torch.equal(b, b1[0])
-    stacked, folded = stacked_level_weights(heads)
-    assert folded == folds
-    for lvl, (w, b) in enumerate(stacked):
-        assert w.shape == (3, 8, IN_CHANNELS[lvl]) and b.shape == (3, 8)
-        for t, h in enumerate(heads):
-            w_t, b_t = h.level_weights()[0][lvl]
-            torch.testing.assert_close(w[t], w_t, rtol=1e-12, atol=1e-12)
-            torch.testing.assert_close(b[t], b_t, rtol=1e-12, atol=1e-12)
-    fuse_w, fuse_b, _ = fused_affine(heads)
-    for lvl in range(len(IN_CHANNELS)):
-        # per-head products give each head's own weights exactly
-        w, b = compose_level(level_factors(heads, fuse_w, lvl), fuse_b, lvl, batched=False)
-        for t, h in enumerate(heads):
-            w_t, b_t = h.level_weights()[0][lvl]
-            assert torch.equal(w[t], w_t) and torch.equal(b[t], b_t)
+    stacked, folded = composed_weights(heads)
+    fuse_w, fuse_b, folded_fusion = fused_affine(heads)
+    assert folded == folded_fusion == folds
+    for t, h in enumerate(heads):
+        assert h.folds_norm() == folds
+        own, own_folded = h.level_weights()
+        assert own_folded == folds
+        w_t, b_t, _ = fused_affine(h)
+        assert torch.equal(fuse_w[t], w_t)
+        assert (fuse_b is None and b_t is None) or torch.equal(fuse_b[t], b_t)
+        for lvl, ((w, b), (w_s, b_s)) in enumerate(zip(own, stacked)):
+            assert w.shape == (8, IN_CHANNELS[lvl]) and b.shape == (8,)
+            assert w_s.shape == (3, 8, IN_CHANNELS[lvl]) and b_s.shape == (3, 8)
+            assert torch.equal(b_s[t], b)
+            torch.testing.assert_close(w_s[t], w, rtol=1e-12, atol=1e-12)
+            w_f, b_f = compose_level(level_factors(h, w_t, lvl), b_t, lvl)
+            assert torch.equal(w_f, w) and torch.equal(b_f, b)
     # the fusion map: the ConvModule's conv, then its norm where folded, as one affine map
     x = torch.randn(2, 8 * len(IN_CHANNELS), 5, 7, dtype=torch.float64)
     for t, h in enumerate(heads):

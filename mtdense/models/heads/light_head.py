@@ -3,23 +3,24 @@
 The head's maths lives here once. Its parameters are those of the plain layout
 (:meth:`LightMultiScaleHead.forward_plain`: reducers, upsample, concat, 1x1
 conv-BN-ReLU, dropout, predictor); the functions below derive from them the
-affine maps the fast forms run, over T heads stacked along a leading axis:
+affine maps the fast forms run, for one head (its own tensors) or for T heads
+(their tensors stacked on a leading axis), with the same ops:
 
-* :func:`fused_affine`: the fusion conv ``(T, ch, L * ch)`` and bias, with the
+* :func:`fused_affine`: the fusion conv ``([T,] ch, L * ch)`` and bias, with the
   eval-mode BN folded in (the one implementation of the fold);
 * :func:`level_factors`: level l's fusion slice ``F_l`` and reducer ``R_l``, b_l;
 * :func:`compose_level`: their product ``F_l R_l`` and bias ``F_l b_l`` (+ the
   fusion bias at level 0);
-* :func:`stacked_level_weights`: all levels composed; :func:`composed_weights_key`
+* :func:`composed_weights`: all levels composed; :func:`composed_weights_key`
   names the tensors they are made of.
 
 :meth:`LightMultiScaleHead.level_weights` (the reassociated per-head forward) is
-their T = 1 case; :func:`~mtdense.models.heads.task_batched.task_batched_heads_forward`
+their one-head case; :func:`~mtdense.models.heads.task_batched.task_batched_heads_forward`
 runs T heads with the same functions.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -30,8 +31,8 @@ from torch import Tensor
 
 from mtdense.registry import MODELS
 
-__all__ = ['LightMultiScaleHead', 'check_pyramid', 'composed_weights_key', 'compose_level',
-           'fused_affine', 'level_factors', 'stacked_level_weights']
+__all__ = ['LightMultiScaleHead', 'check_pyramid', 'compose_level', 'composed_weights',
+           'composed_weights_key', 'fused_affine', 'level_factors']
 
 
 def check_pyramid(name: str, feats: Sequence[Tensor], in_channels: Sequence[int]) -> None:
@@ -45,92 +46,96 @@ def check_pyramid(name: str, feats: Sequence[Tensor], in_channels: Sequence[int]
             raise ValueError(f'{name}: level {i} should be (B, {c}, H, W), got {tuple(f.shape)}')
 
 
-def _stack(tensors: Sequence[Tensor]) -> Tensor:
-    """``torch.stack``; for one tensor a view with a leading axis of 1 (same values,
-    no copy)."""
-    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+Heads = Union['LightMultiScaleHead', Sequence['LightMultiScaleHead']]
+LevelFactors = Tuple[Tensor, Tensor, Optional[Tensor]]
 
 
-def fused_affine(heads: Sequence[LightMultiScaleHead]) -> Tuple[Tensor, Optional[Tensor], bool]:
-    """The heads' fusion 1x1 conv as one stacked affine map: weights ``(T, ch, L * ch)`` and
-    bias ``(T, ch)`` (None without one), with the BN folded in when the heads fold it
+def _group(heads: Heads) -> Tuple[List['LightMultiScaleHead'], bool]:
+    """``heads`` as a list, and whether it was one head."""
+    one = isinstance(heads, LightMultiScaleHead)
+    return ([heads] if one else list(heads)), one
+
+
+def _join(tensors: List[Tensor], one: bool) -> Tensor:
+    """One head's tensor as it is; T heads' stacked on a leading axis."""
+    return tensors[0] if one else torch.stack(tensors)
+
+
+def fused_affine(heads: Heads) -> Tuple[Tensor, Optional[Tensor], bool]:
+    """The fusion 1x1 conv as an affine map: weights ``([T,] ch, L * ch)`` and bias
+    ``([T,] ch)`` (None without one), with the BN folded in when the heads fold it
     (:meth:`LightMultiScaleHead.folds_norm`: eval mode, running statistics); and whether
-    it was folded. ``heads`` share one layout (:func:`can_batch_heads`, or one head)."""
-    ref = heads[0]
-    folded = ref.folds_norm()
-    if any(h.folds_norm() != folded for h in heads):
+    it was folded. ``heads``: one head (its own tensors) or T heads of one layout
+    (:func:`can_batch_heads`), stacked task-major; the same ops in both cases."""
+    group, one = _group(heads)
+    folded = group[0].folds_norm()
+    if not one and any(h.folds_norm() != folded for h in group):
         raise RuntimeError('LightMultiScaleHead: heads differ in train/eval mode')
-    fuse_w = _stack([h.fuse.conv.weight.flatten(1) for h in heads])  # (T, ch, L * ch)
-    has_fuse_b = ref.fuse.conv.bias is not None
-    fuse_b = _stack([h.fuse.conv.bias for h in heads]) if has_fuse_b else None
+    convs = [h.fuse.conv for h in group]
+    fuse_w = _join([c.weight.flatten(1) for c in convs], one)
+    fuse_b = _join([c.bias for c in convs], one) if convs[0].bias is not None else None
     if folded:
-        norms = [h.fuse.norm for h in heads]
+        norms = [h.fuse.norm for h in group]
         eps, affine = norms[0].eps, norms[0].affine
-        if any(n.eps != eps or n.affine != affine for n in norms):
+        if not one and any(n.eps != eps or n.affine != affine for n in norms):
             raise ValueError('LightMultiScaleHead: heads differ in their BN settings')
-        var = _stack([n.running_var for n in norms])
-        # BN(z) = (z - mean) * scale + shift with scale = gamma / sqrt(var + eps)
-        scale = _stack([n.weight for n in norms]) / torch.sqrt(var + eps) if affine else \
+        var = _join([n.running_var for n in norms], one)
+        # BN(z) = z * scale + shift, scale = gamma / sqrt(var + eps), shift = beta - mean * scale
+        scale = _join([n.weight for n in norms], one) / torch.sqrt(var + eps) if affine else \
             torch.rsqrt(var + eps)
-        shift = -_stack([n.running_mean for n in norms]) * scale
+        shift = -_join([n.running_mean for n in norms], one) * scale
         if affine:
-            shift = shift + _stack([n.bias for n in norms])
-        fuse_w = fuse_w * scale[:, :, None]
+            shift = shift + _join([n.bias for n in norms], one)
+        fuse_w = fuse_w * scale[..., None]
         fuse_b = shift if fuse_b is None else fuse_b * scale + shift
     return fuse_w, fuse_b, folded
 
 
-LevelFactors = Tuple[Tensor, Tensor, Optional[Tensor]]
-
-
-def level_factors(heads: Sequence[LightMultiScaleHead], fuse_w: Tensor, lvl: int) -> LevelFactors:
-    """Level ``lvl``'s fusion slice ``F_l`` (T, ch, ch) of ``fuse_w`` (from
-    :func:`fused_affine`), reducer weights ``R_l`` (T, ch, C_l) and reducer biases
-    (T, ch) (None without)."""
-    ch = heads[0].channels
-    f_l = fuse_w[:, :, lvl * ch:(lvl + 1) * ch]
-    r_w = _stack([h.reducers[lvl].weight.flatten(1) for h in heads])
-    has_b = heads[0].reducers[lvl].bias is not None
-    r_b = _stack([h.reducers[lvl].bias for h in heads]) if has_b else None
+def level_factors(heads: Heads, fuse_w: Tensor, lvl: int) -> LevelFactors:
+    """Level ``lvl``'s fusion slice ``F_l`` ``([T,] ch, ch)`` of ``fuse_w`` (from
+    :func:`fused_affine`), reducer weights ``R_l`` ``([T,] ch, C_l)`` and reducer biases
+    ``([T,] ch)`` (None without)."""
+    group, one = _group(heads)
+    ch = group[0].channels
+    f_l = fuse_w[..., lvl * ch:(lvl + 1) * ch]
+    reducers = [h.reducers[lvl] for h in group]
+    r_w = _join([r.weight.flatten(1) for r in reducers], one)
+    r_b = _join([r.bias for r in reducers], one) if reducers[0].bias is not None else None
     return f_l, r_w, r_b
 
 
-def compose_level(factors: LevelFactors, fuse_b: Optional[Tensor], lvl: int,
-                  batched: bool = True) -> Tuple[Tensor, Tensor]:
-    """Level ``lvl``'s composed weights ``F_l R_l`` (T, ch, C_l) and bias ``F_l b_l``
-    (T, ch); the fusion bias ``fuse_b`` goes into level 0's.
-
-    ``batched``: the weights as one ``bmm`` over the T heads (the task-batched path,
-    whatever T), else one 2-D product per head (a head on its own); the two round
-    differently at small widths, even for T = 1."""
+def compose_level(factors: LevelFactors, fuse_b: Optional[Tensor], lvl: int
+                  ) -> Tuple[Tensor, Tensor]:
+    """Level ``lvl``'s composed weights ``F_l R_l`` ``([T,] ch, C_l)`` and bias ``F_l b_l``
+    ``([T,] ch)``; the fusion bias ``fuse_b`` goes into level 0's. Stacked factors: one
+    batched product for the weights (``bmm``; ``matmul`` adds view ops around it)."""
     f_l, r_w, r_b = factors
-    num = f_l.shape[0]
-    w = torch.bmm(f_l, r_w) if batched else _stack([f_l[t] @ r_w[t] for t in range(num)])
-    if r_b is not None:
-        # per head: a batched product rounds differently from mv
-        b = _stack([f_l[t] @ r_b[t] for t in range(num)])
-    else:
-        b = f_l.new_zeros(f_l.shape[:2])
+    w = torch.bmm(f_l, r_w) if f_l.dim() == 3 else f_l @ r_w
+    if r_b is None:
+        b = f_l.new_zeros(f_l.shape[:-1])
+    elif f_l.dim() == 2:
+        b = f_l @ r_b
+    else:  # per head: a batched product rounds differently from mv
+        b = torch.stack([f_l[t] @ r_b[t] for t in range(f_l.shape[0])])
     if lvl == 0 and fuse_b is not None:
         b = b + fuse_b
     return w, b
 
 
-def stacked_level_weights(heads: Sequence[LightMultiScaleHead], batched: bool = True
-                          ) -> Tuple[List[Tuple[Tensor, Tensor]], bool]:
-    """Per level, the heads' composed (fusion o reducer) weights ``(T, ch, C_l)`` and biases
-    ``(T, ch)`` (``batched``: see :func:`compose_level`); and whether the BN is folded in
+def composed_weights(heads: Heads) -> Tuple[List[Tuple[Tensor, Tensor]], bool]:
+    """Per level, the composed (fusion o reducer) weights ``([T,] ch, C_l)`` and biases
+    ``([T,] ch)`` (:func:`compose_level`); and whether the BN is folded in
     (:func:`fused_affine`)."""
     fuse_w, fuse_b, folded = fused_affine(heads)
-    return [compose_level(level_factors(heads, fuse_w, lvl), fuse_b, lvl, batched)
-            for lvl in range(len(heads[0].in_channels))], folded
+    return [compose_level(level_factors(heads, fuse_w, lvl), fuse_b, lvl)
+            for lvl in range(len(_group(heads)[0][0].in_channels))], folded
 
 
-def composed_weights_key(heads: Sequence[LightMultiScaleHead]) -> Tuple:
-    """Identity and version of every tensor :func:`stacked_level_weights` reads: equal keys
-    mean equal weights (an optimiser step or ``load_state_dict`` bumps the versions)."""
+def composed_weights_key(heads: Heads) -> Tuple:
+    """Identity and version of every tensor :func:`composed_weights` reads: equal keys mean
+    equal weights (an optimiser step or ``load_state_dict`` bumps the versions)."""
     key = []
-    for h in heads:
+    for h in _group(heads)[0]:
         key.append((h.training, h.folds_norm()))
         tensors = [*h.fuse.conv.parameters(), *h.reducers.parameters()]
         if h.fuse.with_norm:
@@ -238,6 +243,6 @@ class LightMultiScaleHead(BaseModule):
         """Per level, the composed (fusion o reducer) 1x1 weights ``(channels, C_l)`` and
         bias ``(channels,)``; the fusion conv's own bias is in level 0's. Returns
         them and whether the BN is folded in (see :meth:`folds_norm`): the one-head case
-        of :func:`stacked_level_weights`."""
-        levels, folded = stacked_level_weights([self], batched=False)
-        return [(w[0], b[0]) for w, b in levels], folded
+        of :func:`composed_weights` (the functions of T stacked heads, on this head's own
+        tensors)."""
+        return composed_weights(self)

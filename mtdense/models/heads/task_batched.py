@@ -28,8 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .light_head import (LightMultiScaleHead, compose_level, composed_weights_key, fused_affine,
-                         level_factors, stacked_level_weights)
+from .light_head import (LightMultiScaleHead, compose_level, composed_weights, composed_weights_key,
+                         fused_affine, level_factors)
 
 __all__ = ['PerThreadState', 'ScratchBuffers', 'can_batch_heads', 'task_batched_heads_forward']
 
@@ -183,7 +183,7 @@ def task_batched_heads_forward(heads: Sequence[LightMultiScaleHead], feats: Sequ
     if use_scratch:
         # without autograd the composed weights are computed once per weight version
         level_weights, folded = scratch.memo('level_weights', composed_weights_key(heads),
-                                             lambda: stacked_level_weights(heads))
+                                             lambda: composed_weights(heads))
         fuse_w = fuse_b = None
     else:
         level_weights = None
