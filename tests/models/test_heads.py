@@ -68,22 +68,10 @@ def test_adapter_rejects_conflicting_channels():
                           head=dict(type='UPerHead', channels=8, num_classes=5)))
 
 
-def _plain_layout(head, feats):
-    """The head as specified: reduce, upsample, concat, 1x1-BN-ReLU (ConvModule), 1x1."""
-    size = feats[0].shape[2:]
-    xs = []
-    for f, red in zip(feats, head.reducers):
-        x = red(f)
-        if x.shape[2:] != size:
-            x = torch.nn.functional.interpolate(x, size=size, mode='bilinear',
-                                                align_corners=head.align_corners)
-        xs.append(x)
-    return head.predictor(head.dropout(head.fuse(torch.cat(xs, dim=1))))
-
-
 @pytest.mark.parametrize('norm_cfg', [dict(type='BN'), None, dict(type='GN', num_groups=4)])
 def test_light_head_reassociated_forward_equals_plain_layout(norm_cfg):
-    """The head computes fuse(cat(up(reduce))) as sum(up(fuse_l o reduce_l)): same function,
+    """The head computes fuse(cat(up(reduce))) (``forward_plain``: reducers, upsampling,
+    concat, ConvModule, dropout, predictor) as sum(up(fuse_l o reduce_l)): same function,
     same parameters, BN folded in eval; gradients and BN statistics agree too."""
     torch.manual_seed(0)
     head = MODELS.build(dict(type='LightMultiScaleHead', in_channels=IN_CHANNELS,
@@ -95,7 +83,7 @@ def test_light_head_reassociated_forward_equals_plain_layout(norm_cfg):
         ref.train(mode == 'train')
         head.zero_grad()
         ref.zero_grad()
-        out, expect = head(feats), _plain_layout(ref, feats)
+        out, expect = head(feats), ref.forward_plain(feats)
         torch.testing.assert_close(out, expect, rtol=1e-10, atol=1e-10)
         (out * expect.detach().cos()).sum().backward()
         (expect * expect.detach().cos()).sum().backward()

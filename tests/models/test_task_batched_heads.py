@@ -6,6 +6,9 @@ import pytest
 import torch
 
 from mtdense.models.heads import can_batch_heads, task_batched_heads_forward
+from mtdense.models.heads.light_head import (compose_level, composed_weights, fused_affine,
+                                             level_factors)
+from mtdense.models.heads.task_batched import ScratchBuffers
 from mtdense.registry import MODELS
 
 TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'depth']
@@ -19,17 +22,22 @@ def _model(peft, heads=dict(type='LightMultiScaleHead', channels=8), **kw):
         type='MultiTaskDenseModel', tasks=TASKS, num_classes=6, heads=heads,
         backbone=dict(type='AdaptedBackbone', backbone=SWIN, peft=peft), **kw)).double()
     # away from the identity init, so every task's features and heads differ
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.1)
-        for name, b in model.named_buffers():
-            if name.endswith('running_var'):
-                b.uniform_(0.5, 2.0, generator=g)
-            elif name.endswith('running_mean'):
-                b.normal_(0, 0.3, generator=g)
+    _away_from_init([model], torch.Generator().manual_seed(1), 0.1)
     return model
+
+
+def _away_from_init(modules, g, scale):
+    """Add noise of ``scale`` to the trainable parameters and draw BN running statistics."""
+    with torch.no_grad():
+        for module in modules:
+            for name, p in module.named_parameters():
+                if p.requires_grad:
+                    p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
+            for name, b in module.named_buffers():
+                if name.endswith('running_var'):
+                    b.uniform_(0.5, 2.0, generator=g)
+                elif name.endswith('running_mean'):
+                    b.normal_(0, 0.3, generator=g)
 
 
 PEFTS = {
@@ -140,3 +148,113 @@ def test_batched_heads_under_bf16_autocast_match_the_loop():
     for (name, b), c in zip(batched.named_buffers(), loop.buffers()):
         if b.is_floating_point():
             torch.testing.assert_close(b, c, rtol=2e-2, atol=2e-2, msg=name)
+
+
+IN_CHANNELS = [8, 16, 32, 64]
+
+
+def _heads(norm_cfg, num=3, channels=8):
+    """``num`` heads of one layout (out_channels 2, 4, ...) away from their init."""
+    torch.manual_seed(0)
+    heads = [MODELS.build(dict(type='LightMultiScaleHead', in_channels=IN_CHANNELS,
+                               out_channels=2 + 2 * t, channels=channels,
+                               norm_cfg=norm_cfg)).double() for t in range(num)]
+    _away_from_init(heads, torch.Generator().manual_seed(1), 0.3)
+    return heads
+
+
+def _pyramid(stacked, num=3, batch=2, size=64):
+    """Per level task-major ``(num * batch, ...)`` if ``stacked`` else shared ``(batch, ...)``;
+    at 64 px the stride-32 level has fewer tokens than channels, so training projects it
+    factored (reducer, then fusion)."""
+    g = torch.Generator().manual_seed(2)
+    return [torch.randn((num if s else 1) * batch, c, size // r, size // r, generator=g,
+                        dtype=torch.float64)
+            for c, r, s in zip(IN_CHANNELS, (4, 8, 16, 32), stacked)]
+
+
+@pytest.mark.parametrize('norm_cfg', [dict(type='BN'), None])
+@pytest.mark.parametrize('stacked', [(True,) * 4, (True, False, True, False), (False,) * 4])
+def test_plain_reassociated_and_batched_forms_agree(norm_cfg, stacked):
+    """One parameterisation, three forms: each head's literal layout (``forward_plain``), its
+    reassociated forward and the task-batched forward give the same outputs, gradients and
+    BN statistics, in training (batch statistics) and eval (BN folded); and without autograd
+    (composed weights memoised in scratch buffers) the same outputs again."""
+    heads, feats = _heads(norm_cfg), _pyramid(stacked)
+    B, T = 2, len(heads)
+    plain, reassoc = copy.deepcopy(heads), copy.deepcopy(heads)
+
+    def task_levels(t):
+        return [f[t * B:(t + 1) * B] if s else f for f, s in zip(feats, stacked)]
+
+    for training in (True, False):
+        for group in (heads, plain, reassoc):
+            for h in group:
+                h.train(training)
+                h.zero_grad()
+        out_b = task_batched_heads_forward(heads, feats, stacked, batch_size=B)
+        out_p = [h.forward_plain(task_levels(t)) for t, h in enumerate(plain)]
+        out_r = [h(task_levels(t)) for t, h in enumerate(reassoc)]
+        w = [torch.randn_like(o) for o in out_p]
+        for outs in (out_b, out_p, out_r):
+            sum((o * w_t).sum() for o, w_t in zip(outs, w)).backward()
+        for t in range(T):
+            assert out_b[t].shape == out_p[t].shape == (B, 2 + 2 * t, 16, 16)
+            torch.testing.assert_close(out_r[t], out_p[t], rtol=1e-10, atol=1e-10)
+            torch.testing.assert_close(out_b[t], out_p[t], rtol=1e-10, atol=1e-10)
+            for form in (heads, reassoc):
+                for (name, p), q in zip(form[t].named_parameters(), plain[t].parameters()):
+                    torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-10, msg=name)
+                for (name, b), c in zip(form[t].named_buffers(), plain[t].buffers()):
+                    torch.testing.assert_close(b, c, rtol=1e-10, atol=1e-10, msg=name)
+        if not training:
+            scratch = ScratchBuffers()
+            with torch.no_grad():
+                for _ in range(2):  # the second call reuses the memoised composed weights
+                    outs = task_batched_heads_forward(heads, feats, stacked, B, scratch=scratch)
+                    for o, e in zip(outs, out_p):
+                        torch.testing.assert_close(o, e, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('norm_cfg', [dict(type='BN'), dict(type='BN', affine=False), None])
+@pytest.mark.parametrize('training', [True, False])
+def test_one_head_and_stacked_heads_share_the_parameterisation(norm_cfg, training):
+    """``level_weights()`` is ``composed_weights(head)``; on T heads the same functions give
+    every head's fusion map and biases bit for bit (element-wise ops, per-head products)
+    and its composed weights as one batched product; the folded fusion map is the
+    ConvModule's conv, then its eval BN."""
+    heads = _heads(norm_cfg)
+    for h in heads:
+        h.train(training)
+    folds = norm_cfg is not None and not training
+    stacked, folded = composed_weights(heads)
+    fuse_w, fuse_b, folded_fusion = fused_affine(heads)
+    assert folded == folded_fusion == folds
+    for t, h in enumerate(heads):
+        assert h.folds_norm() == folds
+        own, own_folded = h.level_weights()
+        assert own_folded == folds
+        w_t, b_t, _ = fused_affine(h)
+        assert torch.equal(fuse_w[t], w_t)
+        assert (fuse_b is None and b_t is None) or torch.equal(fuse_b[t], b_t)
+        for lvl, ((w, b), (w_s, b_s)) in enumerate(zip(own, stacked)):
+            assert w.shape == (8, IN_CHANNELS[lvl]) and b.shape == (8,)
+            assert w_s.shape == (3, 8, IN_CHANNELS[lvl]) and b_s.shape == (3, 8)
+            assert torch.equal(b_s[t], b)
+            torch.testing.assert_close(w_s[t], w, rtol=1e-12, atol=1e-12)
+            w_f, b_f = compose_level(level_factors(h, w_t, lvl), b_t, lvl)
+            assert torch.equal(w_f, w) and torch.equal(b_f, b)
+    # the fusion map: the ConvModule's conv, then its norm where folded, as one affine map
+    x = torch.randn(2, 8 * len(IN_CHANNELS), 5, 7, dtype=torch.float64)
+    for t, h in enumerate(heads):
+        expect = h.fuse.norm(h.fuse.conv(x)) if folds else h.fuse.conv(x)
+        got = torch.nn.functional.conv2d(x, fuse_w[t][:, :, None, None],
+                                         None if fuse_b is None else fuse_b[t])
+        torch.testing.assert_close(got, expect, rtol=1e-10, atol=1e-10)
+
+
+def test_fused_affine_rejects_mixed_modes():
+    heads = _heads(dict(type='BN'), num=2)
+    heads[1].eval()
+    with pytest.raises(RuntimeError, match='differ in train/eval mode'):
+        fused_affine(heads)

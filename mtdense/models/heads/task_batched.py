@@ -6,10 +6,12 @@ level is shared by all tasks). Instead of T head calls, each level is projected
 with one batched product against the T heads' stacked (fusion o reducer)
 weights, upsampled with one interpolation for all tasks, and normalised with
 per-task batch statistics in one pass; only the last 1x1 predictor, whose width
-differs per task, is applied per task. The arithmetic is that of
-``LightMultiScaleHead.forward`` (same weights, same order of operations per
-task), so the two agree to float rounding; BN running statistics are updated as
-``nn.BatchNorm2d`` would.
+differs per task, is applied per task. The weights are those of
+``LightMultiScaleHead.forward``, from the same functions of the heads' parameters
+(:func:`~mtdense.models.heads.light_head.fused_affine`, ``level_factors``,
+``compose_level``, here for T heads at once), and the order of operations per task
+is the same, so the two agree to float rounding; BN running statistics are updated
+as ``nn.BatchNorm2d`` would.
 
 Without autograd on CPU, the (T, B*h*w, channels) fusion maps are written into
 :class:`ScratchBuffers` kept across calls: fresh buffers of that size (25 MB per
@@ -26,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .light_head import LightMultiScaleHead
+from .light_head import (LightMultiScaleHead, compose_level, composed_weights, composed_weights_key,
+                         fused_affine, level_factors)
 
 __all__ = ['PerThreadState', 'ScratchBuffers', 'can_batch_heads', 'task_batched_heads_forward']
 
@@ -146,80 +149,6 @@ def _maps(tokens: Tensor, n: int, h: int, w: int) -> Tensor:
     return tokens.reshape(n, h, w, tokens.shape[-1]).permute(0, 3, 1, 2)
 
 
-def _weights_key(heads: Sequence[LightMultiScaleHead]) -> Tuple:
-    """Identity and version of every tensor the composed weights are made of: equal keys
-    mean equal weights (an optimiser step or ``load_state_dict`` bumps the versions)."""
-    key = []
-    for h in heads:
-        key.append((h.training, h.folds_norm()))
-        tensors = [*h.fuse.conv.parameters(), *h.reducers.parameters()]
-        if h.fuse.with_norm:
-            n = h.fuse.norm
-            tensors += [n.weight, n.bias, n.running_mean, n.running_var]
-        key.extend((t.data_ptr(), t._version, t.dtype) for t in tensors if t is not None)
-    return tuple(key)
-
-
-def _stacked_fusion(heads: Sequence[LightMultiScaleHead]
-                    ) -> Tuple[Tensor, Optional[Tensor], bool]:
-    """Every head's fusion weights ``(T, ch, L * ch)`` and bias ``(T, ch)`` (None without
-    one), with the eval-mode BN folded in as :meth:`LightMultiScaleHead.level_weights`
-    folds it; and whether it was folded."""
-    ref = heads[0]
-    folded = ref.folds_norm()
-    if any(h.folds_norm() != folded for h in heads):
-        raise RuntimeError('task_batched_heads_forward: heads differ in train/eval mode')
-    fuse_w = torch.stack([h.fuse.conv.weight.flatten(1) for h in heads])  # (T, ch, L * ch)
-    has_fuse_b = ref.fuse.conv.bias is not None
-    fuse_b = torch.stack([h.fuse.conv.bias for h in heads]) if has_fuse_b else None
-    if folded:
-        norms = [h.fuse.norm for h in heads]
-        var = torch.stack([n.running_var for n in norms])
-        scale = torch.stack([n.weight for n in norms]) / torch.sqrt(var + norms[0].eps)
-        shift = -torch.stack([n.running_mean for n in norms]) * scale
-        shift = shift + torch.stack([n.bias for n in norms])
-        fuse_w = fuse_w * scale[:, :, None]
-        fuse_b = shift if fuse_b is None else fuse_b * scale + shift
-    return fuse_w, fuse_b, folded
-
-
-def _level_factors(heads: Sequence[LightMultiScaleHead], fuse_w: Tensor, lvl: int
-                   ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Level ``lvl``'s fusion slice ``F_l`` (T, ch, ch), reducer weights ``R_l``
-    (T, ch, C_l) and reducer biases (T, ch) (None without)."""
-    ch = heads[0].channels
-    f_l = fuse_w[:, :, lvl * ch:(lvl + 1) * ch]
-    r_w = torch.stack([h.reducers[lvl].weight.flatten(1) for h in heads])
-    has_b = heads[0].reducers[lvl].bias is not None
-    r_b = torch.stack([h.reducers[lvl].bias for h in heads]) if has_b else None
-    return f_l, r_w, r_b
-
-
-def _compose(heads: Sequence[LightMultiScaleHead], fuse_w: Tensor, fuse_b: Optional[Tensor],
-             lvl: int) -> Tuple[Tensor, Tensor]:
-    """Level ``lvl``'s composed weights ``F_l R_l`` (T, ch, C_l) and bias (T, ch), with one
-    batched product for all heads (the fusion bias goes into level 0's)."""
-    f_l, r_w, r_b = _level_factors(heads, fuse_w, lvl)
-    w = torch.bmm(f_l, r_w)
-    if r_b is not None:
-        # per head, as level_weights does: a batched product rounds differently from mv
-        b = torch.stack([f_l[t] @ r_b[t] for t in range(len(heads))])
-    else:
-        b = f_l.new_zeros(f_l.shape[:2])
-    if lvl == 0 and fuse_b is not None:
-        b = b + fuse_b
-    return w, b
-
-
-def _stacked_level_weights(heads: Sequence[LightMultiScaleHead]
-                           ) -> Tuple[List[Tuple[Tensor, Tensor]], bool]:
-    """Per level, every head's composed weights and biases (what
-    :meth:`LightMultiScaleHead.level_weights` gives, for all heads at once)."""
-    fuse_w, fuse_b, folded = _stacked_fusion(heads)
-    return [_compose(heads, fuse_w, fuse_b, lvl) for lvl in range(len(heads[0].in_channels))], \
-        folded
-
-
 def task_batched_heads_forward(heads: Sequence[LightMultiScaleHead], feats: Sequence[Tensor],
                                stacked: Sequence[bool], batch_size: int,
                                scratch: Optional[ScratchBuffers] = None) -> List[Tensor]:
@@ -253,12 +182,12 @@ def task_batched_heads_forward(heads: Sequence[LightMultiScaleHead], feats: Sequ
         raise RuntimeError('task_batched_heads_forward: heads differ in train/eval mode')
     if use_scratch:
         # without autograd the composed weights are computed once per weight version
-        level_weights, folded = scratch.memo('level_weights', _weights_key(heads),
-                                             lambda: _stacked_level_weights(heads))
+        level_weights, folded = scratch.memo('level_weights', composed_weights_key(heads),
+                                             lambda: composed_weights(heads))
         fuse_w = fuse_b = None
     else:
         level_weights = None
-        fuse_w, fuse_b, folded = _stacked_fusion(heads)
+        fuse_w, fuse_b, folded = fused_affine(heads)
     h0, w0 = (int(s) for s in feats[0].shape[2:])
     n0 = B * h0 * w0
     acc = None
@@ -283,7 +212,7 @@ def task_batched_heads_forward(heads: Sequence[LightMultiScaleHead], feats: Sequ
             y = _project_factored(heads, fuse_w, fuse_b, lvl, f, is_stacked, T)
         else:
             weight, bias = (level_weights[lvl] if level_weights is not None
-                            else _compose(heads, fuse_w, fuse_b, lvl))
+                            else compose_level(level_factors(heads, fuse_w, lvl), fuse_b, lvl))
             y = _project(weight, bias, f, is_stacked, T, scratch if (use_scratch and first)
                          else None, n0)
         if (h, w) != (h0, w0):
@@ -343,7 +272,7 @@ def _project_factored(heads: Sequence[LightMultiScaleHead], fuse_w: Tensor,
                       T: int) -> Tensor:
     """``(T, n, ch)`` level projection as reducer then fusion slice (no composed weights):
     ``(x R_l^T + r_b) F_l^T`` (+ the fusion bias at level 0), equal to the composed form."""
-    f_l, r_w, r_b = _level_factors(heads, fuse_w, lvl)
+    f_l, r_w, r_b = level_factors(heads, fuse_w, lvl)
     ch, c_in = r_w.shape[1], r_w.shape[2]
     if is_stacked:
         x = _tokens(f, T)
