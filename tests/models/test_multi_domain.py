@@ -12,9 +12,9 @@ from mmengine.dataset import DefaultSampler, pseudo_collate
 from mmengine.optim import OptimWrapper
 
 from mtdense.datasets.io import DataFileError
-from mtdense.datasets.multi_domain import (DecathlonDataset, DomainBatchSampler,
-                                           ImageFolderDomainsDataset, PackDomainInputs,
-                                           make_synthetic_multi_domain)
+from mtdense.datasets import (DecathlonDataset, DomainBatchSampler, ImageFolderDomainsDataset,
+                              PackDomainInputs)
+from mtdense.datasets.synthetic import make_synthetic_multi_domain
 from mtdense.evaluation.metrics.decathlon_metric import DecathlonMetric
 from mtdense.models.backbones.conv_multitask import ConvMultiTaskBackbone  # noqa: F401
 from mtdense.models.multi_domain_classifier import MultiDomainClassifier

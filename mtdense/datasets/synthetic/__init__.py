@@ -15,6 +15,7 @@ from .scene import Scene, SceneConfig, sample_scene
 from .textures import Material, sample_material
 from .writer import LAYOUT_DIRS, META_FILE, SyntheticDatasetWriter, sample_id, write_sample
 from .release_layouts import LAYOUTS as RELEASE_LAYOUTS, ReleaseLayoutWriter
+from .multi_domain import SYNTHETIC_DOMAINS, make_synthetic_multi_domain
 
 __all__ = [
     'CameraPose', 'PinholeCamera', 'CLASSES', 'GENERATOR_VERSION', 'PALETTE',
@@ -22,5 +23,5 @@ __all__ = [
     'Primitive', 'Quad', 'Sphere', 'SyntheticRenderer', 'SyntheticSceneGenerator', 'Scene',
     'SceneConfig', 'sample_scene', 'Material', 'sample_material', 'LAYOUT_DIRS', 'META_FILE',
     'SyntheticDatasetWriter', 'sample_id', 'write_sample', 'ReleaseLayoutWriter',
-    'RELEASE_LAYOUTS'
+    'RELEASE_LAYOUTS', 'SYNTHETIC_DOMAINS', 'make_synthetic_multi_domain'
 ]

@@ -1,5 +1,5 @@
 """Multi-task data transforms (registered in ``mtdense.registry.TRANSFORMS``)."""
-from .formatting import PackMultiTaskInputs
+from .formatting import PackDomainInputs, PackMultiTaskInputs
 from .geometric import (MTPad, MTRandomCrop, MTRandomFlip, MTRandomResize, MTRandomRotate,
                         MTResize, check_map, resize_map, rotate_normals)
 from .loading import LoadMultiTaskAnnotations, LoadMultiTaskImage, LoadMultiTaskImageFromArray
@@ -9,6 +9,6 @@ from .test_time import EVAL_PROTOCOLS, MTTestResize
 __all__ = [
     'LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'LoadMultiTaskImageFromArray', 'MTResize', 'MTRandomResize',
     'MTRandomCrop', 'MTRandomFlip', 'MTRandomRotate', 'MTPad', 'MTPhotoMetricDistortion',
-    'PackMultiTaskInputs', 'check_map', 'resize_map', 'rotate_normals', 'MTTestResize',
+    'PackMultiTaskInputs', 'PackDomainInputs', 'check_map', 'resize_map', 'rotate_normals', 'MTTestResize',
     'EVAL_PROTOCOLS'
 ]

@@ -1,4 +1,6 @@
-"""Pack a pipeline's results into model inputs and a :class:`MultiTaskDataSample`."""
+"""Pack a pipeline's results into model inputs: a :class:`MultiTaskDataSample` for dense
+tasks (:class:`PackMultiTaskInputs`), a labelled ``BaseDataElement`` for multi-domain
+classification (:class:`PackDomainInputs`)."""
 from __future__ import annotations
 
 from typing import Sequence, Tuple
@@ -6,6 +8,7 @@ from typing import Sequence, Tuple
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
+from mmengine.structures import BaseDataElement
 
 from mtdense.registry import TRANSFORMS
 from mtdense.structures import MultiTaskDataSample
@@ -85,3 +88,29 @@ class PackMultiTaskInputs(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(meta_keys={self.meta_keys})'
+
+
+@TRANSFORMS.register_module()
+class PackDomainInputs(BaseTransform):
+    """Pack an RGB uint8 image and its label for a multi-domain classifier.
+
+    Gives ``inputs``: uint8 tensor (3, H, W) and ``data_samples``: a
+    ``BaseDataElement`` with ``gt_label`` (int64 scalar tensor) and metainfo
+    ``domain``, ``domain_idx``, ``img_path``, ``img_id``, ``ori_shape``, ``img_shape``.
+    """
+
+    META_KEYS = ('domain', 'domain_idx', 'img_path', 'img_id', 'ori_shape', 'img_shape')
+
+    def transform(self, results: dict) -> dict:
+        for key in ('img', 'domain', 'gt_label'):
+            if key not in results:
+                raise KeyError(f'PackDomainInputs: results has no {key!r} '
+                               f'(keys: {sorted(results)})')
+        img = results['img']
+        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f'PackDomainInputs: {results.get("img_path")}: expected an (H, W, 3) '
+                             f'image, got {getattr(img, "shape", type(img))}')
+        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        sample = BaseDataElement(metainfo={k: results[k] for k in self.META_KEYS if k in results})
+        sample.gt_label = torch.tensor(int(results['gt_label']), dtype=torch.long)
+        return dict(inputs=inputs, data_samples=sample)
