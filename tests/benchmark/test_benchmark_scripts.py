@@ -1,0 +1,49 @@
+"""The stand-alone benchmark scripts run and write what they document (counted quantities and
+the JSON layout only; no timing is asserted)."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+
+from helpers.toolrun import ROOT, TINY_CONFIG
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'benchmarks', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('mode', ['predict', 'train'])
+def test_cost_breakdown_parts_add_up(mode, tmp_path):
+    out = tmp_path / 'breakdown.json'
+    rc = _script('cost_breakdown').main(
+        ['--config', TINY_CONFIG, '--mode', mode, '--img-size', '64', '--num-tasks', '1', '2',
+         '--rounds', '2', '--warmup', '0', '--num-classes', '8', '--out', str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res['mode'] == mode and res['num_tasks'] == [1, 2] and len(res['loadavg_1m']) == 2
+    parts = ({'preprocess', 'backbone', 'heads', 'upsample', 'postprocess'} if mode == 'predict'
+             else {'backbone', 'heads', 'losses', 'bwd_backbone', 'optimizer'})
+    for T in ('1', '2'):
+        med = res['median_ms'][T]
+        assert parts <= set(med), sorted(med)
+        assert med['total'] > 0 and all(v >= -1e-6 for k, v in med.items() if k != 'total')
+    assert set(res['extra_vs_first_T']) == {'2'} and set(res['total_ratio_median']) == {'2'}
+    assert res['table_md'].startswith('| part |')
+
+
+def test_inferencer_throughput_writes_per_batch_size_results(tmp_path):
+    res = _script('inferencer_throughput').main(
+        [TINY_CONFIG, '--size', '48', '64', '--num-images', '3', '--batch-sizes', '1', '2',
+         '--rounds', '2', '--out', str(tmp_path)])
+    saved = json.loads((tmp_path / 'inferencer_throughput.json').read_text())
+    assert saved['reference_batch_size'] == 1 and saved['num_images'] == 3
+    assert set(saved['batch_sizes']) == {'1', '2'}
+    for r in saved['batch_sizes'].values():
+        assert len(r['seconds_per_round']) == 2
+        assert r['img_per_s_p10'] <= r['img_per_s_median'] <= r['img_per_s_p90']
+    assert saved['batch_sizes']['1']['throughput_ratio_median'] == 1.0
+    assert saved['tasks'] == res['tasks'] and 'cpu_model' in saved['machine']
