@@ -18,7 +18,6 @@ import argparse
 import copy
 import os
 import os.path as osp
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import cv2

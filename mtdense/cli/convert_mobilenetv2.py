@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import os
-import sys
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional
 

@@ -15,7 +15,6 @@ import argparse
 import copy
 import os
 import os.path as osp
-import sys
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction

@@ -8,7 +8,6 @@ again redoes only a removed job, with the same numbers. No timing assertions.
 import csv
 import json
 import math
-import os
 import statistics
 from pathlib import Path
 

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from mtdense.tasks import HUMAN_PARTS_CLASSES, IGNORE_INDEX
+from mtdense.tasks import IGNORE_INDEX
 
 from .core import DataFileError, _load_mat, _require_file, register_decoder
 

@@ -6,7 +6,7 @@ import json
 import os
 import zlib
 from collections import OrderedDict
-from typing import Dict, Mapping, Sequence, Union
+from typing import Dict, List, Mapping, Sequence, Union
 
 import cv2
 import numpy as np

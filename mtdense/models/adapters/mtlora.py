@@ -265,7 +265,7 @@ class MTLoRA(BasePEFTMethod):
 
     def forward_features(self, x: Tensor) -> Tuple[List[Tensor], List[bool]]:
         self._check_batch(x)
-        host, n = self.host, self.num_tasks
+        host = self.host
         tokens, hw = host.embed(x)
         batch = tokens.shape[0]
         feats: List[Tensor] = []
