@@ -3,9 +3,11 @@
 The same images go through the Inferencer once per batch size per round; the batch sizes
 are timed in a new shuffled order every round (after one warm-up pass each), so load that
 changes during the run hits every batch size alike. Reported per batch size: median
-[p10, p90] img/s over rounds, and the median of the same-round ratios to the first batch
-size. Images are JPEG files written once to a temporary folder (decoding, EXIF handling and
-the test pipeline are part of what is timed; writing outputs is not). Weights are the
+[p10, p90] img/s over rounds, and the median of the same-round throughput ratios to the
+first batch size with its bootstrap CI (the profiler's statistics,
+:func:`mtdense.analysis.stats.paired_ratio`). Images are JPEG files written once to a
+temporary folder (decoding, EXIF handling and the test pipeline are part of what is timed;
+writing outputs is not). Weights are the
 config's initialisation (throughput does not depend on the weights' values).
 
     python benchmarks/inferencer_throughput.py vmt/vmt_swin-t_pascal-mt --size 375 500 \
@@ -40,13 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _percentile(values: List[float], q: float) -> float:
-    s = sorted(values)
-    pos = (len(s) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
 def _write_images(folder: str, n: int, size) -> List[str]:
     import cv2
     import numpy as np
@@ -65,6 +60,8 @@ def main(argv=None) -> Dict:
     import torch
     torch.set_num_threads(args.threads)
     from mtdense.analysis import machine_info
+    from mtdense.analysis.measure import quantile
+    from mtdense.analysis.stats import paired_ratio
     from mtdense.apis import MTDenseInferencer
 
     inferencer = MTDenseInferencer(args.config, weights=None, cfg_options=args.cfg_options)
@@ -73,7 +70,7 @@ def main(argv=None) -> Dict:
     with tempfile.TemporaryDirectory() as tmp:
         paths = _write_images(tmp, args.num_images, args.size)
         for b in args.batch_sizes:  # warm-up: allocator, pipelines, first-call costs
-            inferencer(paths[:max(b, 1)], batch_size=b, save_panels=False)
+            inferencer(paths[:b], batch_size=b, save_panels=False)
         order = list(args.batch_sizes)
         rng = random.Random(0)
         for r in range(args.rounds):
@@ -81,25 +78,24 @@ def main(argv=None) -> Dict:
             loads.append(os.getloadavg()[0])
             for b in order:
                 t0 = time.perf_counter()
-                with torch.no_grad():
-                    inferencer(paths, batch_size=b, save_panels=False)
+                inferencer(paths, batch_size=b, save_panels=False)  # no_grad inside
                 times[b].append(time.perf_counter() - t0)
             print(f'round {r + 1}/{args.rounds}: ' + ', '.join(
                 f'batch {b}: {args.num_images / times[b][-1]:.2f} img/s' for b in args.batch_sizes),
                 flush=True)
     ref = args.batch_sizes[0]
     result = dict(
-        reference_batch_size=ref, config=args.config, size=list(args.size), num_images=args.num_images,
-        rounds=args.rounds, threads=args.threads, tasks=inferencer.tasks,
-        machine=machine_info('cpu'), load_avg_1min_per_round=loads,
+        reference_batch_size=ref, config=args.config, size=list(args.size),
+        num_images=args.num_images, rounds=args.rounds, threads=args.threads,
+        tasks=inferencer.tasks, machine=machine_info('cpu'), load_avg_1min_per_round=loads,
         batch_sizes={})
     for b in args.batch_sizes:
-        ips = [args.num_images / t for t in times[b]]
-        ratios = [times[ref][k] / times[b][k] for k in range(args.rounds)]
+        ips = sorted(args.num_images / t for t in times[b])
+        ratio = paired_ratio(times[ref], times[b])  # same-round throughput(b) / throughput(ref)
         result['batch_sizes'][str(b)] = dict(
-            img_per_s_median=statistics.median(ips), img_per_s_p10=_percentile(ips, 0.1),
-            img_per_s_p90=_percentile(ips, 0.9), seconds_per_round=times[b],
-            throughput_ratio_median=statistics.median(ratios))
+            img_per_s_median=statistics.median(ips), img_per_s_p10=quantile(ips, 0.1),
+            img_per_s_p90=quantile(ips, 0.9), seconds_per_round=times[b],
+            throughput_ratio_median=ratio['median'], throughput_ratio_ci95=ratio['ci95'])
     for b, r in result['batch_sizes'].items():
         print(f'batch {b}: {r["img_per_s_median"]:.2f} img/s [{r["img_per_s_p10"]:.2f}, '
               f'{r["img_per_s_p90"]:.2f}], x{r["throughput_ratio_median"]:.3f} vs batch {ref}')

@@ -52,10 +52,10 @@ _MB = 1024.0 * 1024.0
 CONTENTION_UTIL = 0.9
 
 
-def _quantile(sorted_values: List[float], q: float) -> float:
+def quantile(sorted_values: List[float], q: float) -> float:
     """Linear-interpolated quantile (numpy's default) of a sorted list."""
     if not sorted_values:
-        raise ValueError('_quantile: no values')
+        raise ValueError('quantile: no values')
     pos = q * (len(sorted_values) - 1)
     lo = int(pos)
     hi = min(lo + 1, len(sorted_values) - 1)
@@ -67,10 +67,10 @@ def latency_stats(seconds: List[float]) -> Dict[str, float]:
     if not seconds:
         raise ValueError('latency_stats: no timed iterations')
     ms = sorted(1000.0 * s for s in seconds)
-    p25, p75 = _quantile(ms, 0.25), _quantile(ms, 0.75)
+    p25, p75 = quantile(ms, 0.25), quantile(ms, 0.75)
     return dict(n=len(ms), median_ms=statistics.median(ms), mean_ms=statistics.fmean(ms),
                 std_ms=statistics.stdev(ms) if len(ms) > 1 else 0.0, min_ms=ms[0], max_ms=ms[-1],
-                p10_ms=_quantile(ms, 0.10), p25_ms=p25, p75_ms=p75, p90_ms=_quantile(ms, 0.90),
+                p10_ms=quantile(ms, 0.10), p25_ms=p25, p75_ms=p75, p90_ms=quantile(ms, 0.90),
                 iqr_ms=p75 - p25)
 
 

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .measure import CONTENTION_UTIL, _quantile
+from .measure import CONTENTION_UTIL, quantile
 
 __all__ = ['paired_ratio', 'cpu_stats', 'load_stats', 'BOOTSTRAP_RESAMPLES', 'CI_LEVEL']
 
@@ -48,8 +48,8 @@ def paired_ratio(num: Sequence[Optional[float]], den: Sequence[Optional[float]],
         alpha = (1.0 - CI_LEVEL) / 2.0
         lo, hi = (float(v) for v in np.quantile(meds, [alpha, 1.0 - alpha]))
     srt = sorted(float(v) for v in r)
-    return dict(median=float(np.median(r)), ci95=[lo, hi], p10=_quantile(srt, 0.10),
-                p90=_quantile(srt, 0.90), n=n)
+    return dict(median=float(np.median(r)), ci95=[lo, hi], p10=quantile(srt, 0.10),
+                p90=quantile(srt, 0.90), n=n)
 
 
 def cpu_stats(wall_s: Sequence[float], cpu_s: Sequence[float],
@@ -65,7 +65,7 @@ def cpu_stats(wall_s: Sequence[float], cpu_s: Sequence[float],
     med = _median(util) if util else float('nan')
     return dict(median_ms=1000.0 * _median(cpu_s) if cpu_s else float('nan'),
                 total_s=float(sum(cpu_s)), util_median=med,
-                util_p10=_quantile(srt, 0.10) if srt else float('nan'),
+                util_p10=quantile(srt, 0.10) if srt else float('nan'),
                 util_min=srt[0] if srt else float('nan'),
                 contended_fraction=(sum(1 for u in util if u < threshold) / len(util)
                                     if util else float('nan')),

@@ -46,4 +46,5 @@ def test_inferencer_throughput_writes_per_batch_size_results(tmp_path):
         assert len(r['seconds_per_round']) == 2
         assert r['img_per_s_p10'] <= r['img_per_s_median'] <= r['img_per_s_p90']
     assert saved['batch_sizes']['1']['throughput_ratio_median'] == 1.0
+    assert saved['batch_sizes']['1']['throughput_ratio_ci95'] == [1.0, 1.0]
     assert saved['tasks'] == res['tasks'] and 'cpu_model' in saved['machine']
