@@ -201,4 +201,32 @@ def collect(plan) -> Dict[str, Any]:
                             if base and all(t in r['test'] for t in base['metrics']) else None)
         vals = [r['delta_m'] for r in entry['runs'] if r['delta_m'] is not None]
         entry['delta_m'] = mean_std(vals)
+    _gap_recovered(rows_out)
     return OrderedDict(rows=rows_out, baselines=baselines)
+
+
+#: below this |Δm| of decoder-only, the gap is within seed noise and the share is not shown
+MIN_GAP = 1.0
+
+
+def _gap_recovered(rows: List[Dict[str, Any]]) -> None:
+    """``gap_recovered`` of every row of a family that has a ``<family>_decoder_only`` row:
+    the share (%) of the decoder-only -> single-task FT gap that the row closes, per seed
+    run: (Δm_run − mean Δm_decoder-only) / (0 − mean Δm_decoder-only) × 100 (single-task FT
+    is Δm 0 by definition), then mean ± std over the runs."""
+    for entry in rows:
+        dec = next((r for r in rows if r['key'] == f'{entry["family"]}_decoder_only'), None)
+        gap = None if dec is None else dec['delta_m'].get('mean')
+        if gap is None:
+            entry['gap_recovered'] = None
+            continue
+        info = OrderedDict(decoder_only=dec['key'], decoder_only_delta_m=gap, min_gap=MIN_GAP)
+        if -gap < MIN_GAP:
+            info.update(mean=None, std=None, n=0, values=[],
+                        note=f'decoder-only is within {MIN_GAP} Δm point of single-task FT: no '
+                             'gap to recover at this scale')
+        else:
+            vals = [(r['delta_m'] - gap) / -gap * 100.0 for r in entry['runs']
+                    if r['delta_m'] is not None]
+            info.update(mean_std(vals))
+        entry['gap_recovered'] = info

@@ -93,9 +93,10 @@ def load_row(path: str) -> MethodRow:
                      family=stem[:-len('_protocol')], config=path, protocol=protocol)
 
 
-def discover_rows(config_dir: str) -> List[MethodRow]:
+def discover_rows(config_dir: str, require_baseline: bool = True) -> List[MethodRow]:
     """Every row file in ``config_dir`` (files with a ``benchmark`` dict), sorted by key;
-    each family must have exactly one baseline."""
+    each family must have exactly one baseline (``require_baseline=False``: a folder of
+    extra rows, e.g. ``configs/benchmark/regime``, whose baseline is the main folder's)."""
     rows = []
     for p in sorted(Path(config_dir).glob('*.py')):
         if p.stem.endswith('_protocol'):
@@ -105,7 +106,7 @@ def discover_rows(config_dir: str) -> List[MethodRow]:
         raise ConfigError(f'{config_dir}: no benchmark rows found')
     for fam in sorted({r.family for r in rows}):
         base = [r.key for r in rows if r.family == fam and r.role == 'baseline']
-        if len(base) != 1:
+        if len(base) > 1 or (require_baseline and not base):
             raise ConfigError(f'{config_dir}: family {fam!r} needs exactly one row with '
                               f"role='baseline' (the Δm reference), found {base}")
     return rows

@@ -84,6 +84,12 @@ class Plan:
         self.work_dir = os.path.abspath(work_dir)
         self.config_dir = os.path.abspath(config_dir)
         found = {r.key: r for r in discover_rows(self.config_dir)}
+        for sub in preset.row_dirs:
+            for r in discover_rows(os.path.join(self.config_dir, sub), require_baseline=False):
+                if r.key in found:
+                    raise ConfigError(f'{r.config}: row key {r.key!r} is also '
+                                      f'{found[r.key].config} (row keys name the runs)')
+                found[r.key] = r
         missing = [k for k in preset.rows if k not in found]
         if missing:
             raise ConfigError(f'preset {preset.name!r}: rows {missing} have no config in '
@@ -126,17 +132,38 @@ class Plan:
 
     # ------------------------------------------------------------------ paths
     def data_spec(self, which: str) -> Dict[str, Any]:
-        """``which``: 'trainval' (train + val splits) or 'test' (held-out rendering)."""
+        """``which``: 'trainval' (train + val splits), 'test' (held-out rendering) or
+        'upstream' (the preset's own upstream rendering, if it has ``upstream_data``)."""
         p = self.preset
         h, w = p.img_size
+        scene: Dict[str, Any] = {}
         if which == 'trainval':
             num, seed, val = p.num_trainval, p.data_seed, p.val_fraction
         elif which == 'test':
             num, seed, val = p.num_test, p.test_seed, 0.0
+        elif which == 'upstream' and p.upstream_data is not None:
+            up = p.upstream_data
+            num, seed = up['num'], up['seed']
+            val, scene = float(up.get('val_fraction', 0.1)), dict(up.get('scene') or {})
         else:
-            raise KeyError(f'data_spec: {which!r} is not trainval or test')
-        root = os.path.join(self.work_dir, 'data', f'{which}_seed{seed}_n{num}_{h}x{w}')
-        return dict(root=root, num=num, seed=seed, val_fraction=val, size=[h, w])
+            raise KeyError(f'data_spec: {which!r} is not trainval, test or (with the '
+                           f'preset\'s upstream_data) upstream')
+        name = f'{which}_seed{seed}_n{num}_{h}x{w}'
+        if scene:  # another distribution: its settings name its folder
+            name += '_' + spec_hash(scene)[:8]
+        spec = dict(root=os.path.join(self.work_dir, 'data', name), num=num, seed=seed,
+                    val_fraction=val, size=[h, w])
+        if scene:
+            spec['scene'] = scene
+        return spec
+
+    def data_kinds(self) -> List[str]:
+        """The renderings this preset needs."""
+        return ['trainval', 'test'] + (['upstream'] if self.preset.upstream_data else [])
+
+    def upstream_data_spec(self) -> Dict[str, Any]:
+        """What the upstream trains on: its own rendering, else the training split."""
+        return self.data_spec('upstream' if self.preset.upstream_data else 'trainval')
 
     @property
     def upstream_backbone(self) -> str:
@@ -196,6 +223,11 @@ class Plan:
         set_schedule(cfg, self.preset.upstream_iters, cfg.optim_wrapper.optimizer.lr,
                      spec['upstream_config'])
         self._data_roots(cfg)
+        if self.preset.upstream_data:
+            # its own rendering: train on its train split, validate on its val split
+            root = self.data_spec('upstream')['root']
+            cfg.train_dataloader.dataset.update(data_root=root, split='train')
+            cfg.val_dataloader.dataset.update(data_root=root, split='val')
         cfg.randomness = dict(seed=int(self.preset.data_seed), deterministic=False)
         cfg.work_dir = os.path.join(self.work_dir, 'upstream')
         cfg.experiment_name = cfg.visualizer.name = 'upstream'
@@ -252,7 +284,7 @@ class Plan:
         text = self._write_config(cfg, path)
         job = self._job('upstream', 'upstream', os.path.join(self.out_dir, 'upstream.json'),
                         os.path.join(self.work_dir, 'upstream', 'job.log'), [],
-                        [text, self.data_spec('trainval')], self.preset.upstream_iters,
+                        [text, self.upstream_data_spec()], self.preset.upstream_iters,
                         config=path, backbone=self.upstream_backbone)
         self._memo['upstream'] = job
         return job

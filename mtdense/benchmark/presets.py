@@ -6,10 +6,11 @@ seeds; the row configs fix everything else (``configs/benchmark/``).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
-__all__ = ['Preset', 'PRESETS', 'get_preset', 'ALL_ROWS']
+__all__ = ['Preset', 'PRESETS', 'get_preset', 'ALL_ROWS', 'REGIME_ROWS', 'BROAD_UPSTREAM']
 
 #: every row shipped in configs/benchmark/ (the order of the tables)
 ALL_ROWS: Tuple[str, ...] = (
@@ -18,6 +19,26 @@ ALL_ROWS: Tuple[str, ...] = (
     'mnv2_single_task_ft', 'mnv2_full_ft', 'mnv2_decoder_only', 'mnv2_modulation',
     'mnv2_depthwise_sharing',
 )
+
+#: the regime study's VMT variants (configs/benchmark/regime/), one lever each
+REGIME_ROWS: Tuple[str, ...] = (
+    'swin_vmt_bottleneck_x2', 'swin_vmt_bottleneck_x4', 'swin_vmt_scale_4',
+    'swin_vmt_kem_lowrank', 'swin_vmt_kem_none', 'swin_vmt_deep_taps', 'swin_vmt_train_norms',
+)
+#: the regime study's Swin reference rows (Δm baseline, the gap's two ends, VMT as shipped)
+_REGIME_REFERENCE = ('swin_single_task_ft', 'swin_decoder_only', 'swin_vmt')
+
+#: the broad upstream of the ``regime_upstream`` preset: a rendering of its own (seed 7),
+#: three times the scenes, other layouts (wider and deeper rooms, more objects and people,
+#: other camera heights, pitches and yaws, farther placements) and other lighting (darker
+#: to brighter ambient, more sensor noise); the target data (train / val / test) is the
+#: ``full`` preset's
+BROAD_UPSTREAM: Dict[str, Any] = dict(
+    num=1200, seed=7, val_fraction=0.05,
+    scene=dict(room_width=(3.0, 11.0), room_depth=(4.0, 12.0), room_height=(2.3, 4.0),
+               cam_height=(0.6, 2.4), cam_pitch_deg=(-5.0, 35.0), cam_yaw_deg=(-40.0, 40.0),
+               num_objects=(1, 9), num_people_probs=(0.2, 0.35, 0.45),
+               placement_distance=(1.2, 9.0), ambient=(0.15, 0.6), image_noise_std=4.0))
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,14 @@ class Preset:
         protocol_options: ``--cfg-options``-style overrides of every protocol (and of
             the upstream config), e.g. a smaller Swin for tests.
         workers: parallel worker processes (one thread each).
+        row_dirs: subfolders of the row folder (``configs/benchmark/``) whose rows this
+            preset may also use (e.g. ``('regime',)``: the regime study's variants); their
+            Δm baseline is the main folder's.
+        upstream_data: ``None`` (the Swin upstream trains on this preset's own training
+            split, fitted to the target) or a third rendering for it alone:
+            ``dict(num=, seed=, val_fraction=, scene=dict(<SceneConfig fields>))``, e.g.
+            other layouts and lighting, so the frozen backbone is general rather than
+            fitted to the target scenes.
     """
     name: str
     rows: Tuple[str, ...] = ALL_ROWS
@@ -61,6 +90,8 @@ class Preset:
         num_tasks=[1, 5, 8], warmup=1, repeats=5, min_repeats=2, max_seconds=2.0))
     protocol_options: Dict[str, Any] = field(default_factory=dict)
     workers: int = 2
+    row_dirs: Tuple[str, ...] = ()
+    upstream_data: Optional[Dict[str, Any]] = None
 
     def validate(self) -> 'Preset':
         """Raise ``ValueError`` naming the field and value that cannot work."""
@@ -87,10 +118,32 @@ class Preset:
             bad('seeds', self.seeds, 'distinct seeds')
         if self.workers < 1:
             bad('workers', self.workers, '>= 1')
+        for d in self.row_dirs:
+            if not isinstance(d, str) or not d or os.path.isabs(d) or '..' in d.split('/'):
+                bad('row_dirs', self.row_dirs, 'subfolder names of the row folder')
+        if self.upstream_data is not None:
+            self._validate_upstream_data(bad)
         ts = list(self.profile.get('num_tasks', []))
         if 1 not in ts:
             bad('profile.num_tasks', ts, 'a list containing 1')
         return self
+
+    def _validate_upstream_data(self, bad) -> None:
+        from mtdense.datasets.synthetic.scene import SceneConfig
+        up = self.upstream_data
+        if not isinstance(up, dict) or set(up) - {'num', 'seed', 'val_fraction', 'scene'}:
+            bad('upstream_data', up, "None or dict(num=, seed=, val_fraction=, scene=dict(...))")
+        if not isinstance(up.get('num'), int) or up['num'] < 4:
+            bad('upstream_data.num', up.get('num'), 'an integer >= 4')
+        if not isinstance(up.get('seed'), int) or up['seed'] in (self.data_seed, self.test_seed):
+            bad('upstream_data.seed', up.get('seed'), f'an integer other than data_seed='
+                f'{self.data_seed} and test_seed={self.test_seed} (a rendering of its own)')
+        if not 0.0 < float(up.get('val_fraction', 0.1)) < 0.5:
+            bad('upstream_data.val_fraction', up.get('val_fraction'), 'in (0, 0.5)')
+        try:
+            SceneConfig.from_dict(up.get('scene') or {})
+        except (TypeError, ValueError, KeyError) as exc:
+            bad('upstream_data.scene', up.get('scene'), f'SceneConfig fields ({exc})')
 
     @property
     def tuning_seed(self) -> int:
@@ -123,6 +176,16 @@ PRESETS: Dict[str, Preset] = {
                    profile=dict(num_tasks=[1, 5, 8], warmup=1, repeats=5, min_repeats=2,
                                 max_seconds=2.0)),
 }
+# The regime study (docs/regime_study.md), both with the full preset's data, budget, grid and
+# seeds. 'regime_levers': one lever of VMT per row on the full preset's upstream; run in the
+# full preset's work folder with --reuse-from its results, its reference rows are the full
+# run's own jobs (same spec hash), not new runs. 'regime_upstream': the reference rows and
+# the widest VMT on the broad upstream (BROAD_UPSTREAM, 3x the full preset's iterations).
+PRESETS['regime_levers'] = PRESETS['full'].replace(
+    name='regime_levers', rows=_REGIME_REFERENCE + REGIME_ROWS, row_dirs=('regime',))
+PRESETS['regime_upstream'] = PRESETS['full'].replace(
+    name='regime_upstream', rows=_REGIME_REFERENCE + ('swin_vmt_bottleneck_x2',),
+    row_dirs=('regime',), upstream_iters=2400, upstream_data=BROAD_UPSTREAM)
 
 
 def get_preset(name: str, overrides: Optional[Dict[str, Any]] = None) -> Preset:

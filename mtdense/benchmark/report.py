@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mtdense.tasks import TASKS, get_task_spec
@@ -99,9 +101,10 @@ def markdown(results: Mapping[str, Any]) -> str:
              f'{pre["num_trainval"]} training/validation scenes (seed {pre["data_seed"]}), '
              f'metrics on {pre["num_test"]} held-out test scenes (seed {pre["test_seed"]}). '
              'Mean ± sample std over seeds; Δm against the same backbone\'s single-task FT.', '']
+    lines += _upstream_lines(results)
     head = ['method', 'backbone', 'lr'] + [
         f'{t} {get_task_spec(t).primary_metric} {_arrow(t)}' for t in tasks] + [
-        'Δm (%) ↑', 'trainable params', '% of backbone']
+        'Δm (%) ↑', 'gap recovered (%)', 'trainable params', '% of backbone']
     lines += ['## Quality (test split)', '', '| ' + ' | '.join(head) + ' |',
               '|' + '---|' * 3 + '---:|' * (len(head) - 3)]
     for r in results['rows']:
@@ -109,7 +112,9 @@ def markdown(results: Mapping[str, Any]) -> str:
         cells = [r['label'] + ('' if r['status'] == 'complete' else ' (incomplete)'), r['family'],
                  f'{lr:g}' if lr is not None else '–']
         cells += [_pm(r['test'].get(t), _DECIMALS.get(t, 2)) for t in tasks]
+        gap = r.get('gap_recovered')
         cells += [_pm(r['delta_m'], 2, signed=True),
+                  _pm(gap, 0, signed=True) if gap and gap.get('n') else '–',
                   f'{r["params"]["trainable"]:,}' if r.get('params') else '–',
                   _percent(r.get('params'))]
         lines.append('| ' + ' | '.join(cells) + ' |')
@@ -149,6 +154,24 @@ def markdown(results: Mapping[str, Any]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _upstream_lines(results: Dict[str, Any]) -> List[str]:
+    """What the Swin upstream trained on, and which jobs came from another folder."""
+    pre, out = results['preset'], []
+    if results.get('upstream'):
+        up = pre.get('upstream_data')
+        where = ('the training split (the target distribution)' if not up else
+                 f'its own rendering: {up["num"]} scenes, seed {up["seed"]}, scene settings '
+                 f'{json.dumps(up.get("scene") or {}, sort_keys=True)}')
+        out += [f'Swin upstream: {pre["upstream_iters"]} iterations on {where}.', '']
+    reusing = [i for i in results.get('invocations') or [results.get('invocation') or {}]
+               if i.get('reused_jobs')]
+    if reusing:
+        inv = reusing[0]
+        out += [f'{inv["reused_jobs"]} finished jobs (identical spec hash) were taken from '
+                f'`{os.path.relpath(inv["reused_from"])}`, not redone.', '']
+    return out
+
+
 def write_markdown(results: Mapping[str, Any], path: str) -> None:
     with open(path, 'w') as f:
         f.write(markdown(results))
@@ -159,7 +182,8 @@ def _csv_columns(tasks: Sequence[str], ts: Mapping[str, List[int]]) -> List[str]
     for t in tasks:
         metric = get_task_spec(t).primary_metric
         cols += [f'{t}_{metric}_mean', f'{t}_{metric}_std']
-    cols += ['delta_m_mean', 'delta_m_std', 'trainable', 'backbone_side_trainable',
+    cols += ['delta_m_mean', 'delta_m_std', 'gap_recovered_mean', 'gap_recovered_std',
+             'trainable', 'backbone_side_trainable',
              'heads_trainable', 'backbone_total', 'percent_of_backbone']
     cols += [f'train_s_per_iter_T{t}' for t in ts['train']]
     cols += [f'train_peak_mb_T{t}' for t in ts['train']]
@@ -188,6 +212,8 @@ def write_csv(results: Mapping[str, Any], path: str) -> None:
                 s = r['test'].get(t) or {}
                 line[f'{t}_{metric}_mean'], line[f'{t}_{metric}_std'] = s.get('mean'), s.get('std')
             line.update(delta_m_mean=r['delta_m'].get('mean'), delta_m_std=r['delta_m'].get('std'))
+            gap = r.get('gap_recovered') or {}
+            line.update(gap_recovered_mean=gap.get('mean'), gap_recovered_std=gap.get('std'))
             for k in ('trainable', 'backbone_side_trainable', 'heads_trainable', 'backbone_total',
                       'percent_of_backbone'):
                 line[k] = p.get(k)

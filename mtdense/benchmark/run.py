@@ -24,7 +24,7 @@ from .plan import Plan, file_hash
 from .pool import WorkerPool, worker_env
 from .presets import Preset
 
-__all__ = ['run_benchmark', 'prepare_data', 'prepare_weights', 'finalize', 'write_outputs']
+__all__ = ['run_benchmark', 'reuse_results', 'prepare_data', 'prepare_weights', 'finalize', 'write_outputs']
 
 Log = Callable[[str], None]
 
@@ -34,17 +34,19 @@ def _stamp(start: float) -> str:
 
 
 def prepare_data(plan: Plan, log: Log) -> Dict[str, Any]:
-    """Render the training/validation scenes and the held-out test scenes (a second
-    rendering with another seed); a rendering whose ``meta.json`` matches is reused."""
+    """Render the training/validation scenes, the held-out test scenes (a second
+    rendering with another seed) and, if the preset has one, the upstream's own rendering;
+    a rendering whose ``meta.json`` matches is reused."""
     from mtdense.datasets.synthetic import SyntheticDatasetWriter
     from mtdense.datasets.synthetic.writer import META_FILE, SETTING_KEYS
     out = {}
-    for which in ('trainval', 'test'):
+    for which in plan.data_kinds():
         spec = plan.data_spec(which)
         h, w = spec['size']
         writer = SyntheticDatasetWriter(spec['root'], spec['num'], h, w, seed=spec['seed'],
                                         val_fraction=spec['val_fraction'],
-                                        workers=max(1, plan.preset.workers))
+                                        workers=max(1, plan.preset.workers),
+                                        scene_cfg=spec.get('scene'))
         meta_path = os.path.join(spec['root'], META_FILE)
         test_list = os.path.join(spec['root'], 'gt_sets', 'test.txt')
         meta, seconds = None, None
@@ -257,10 +259,49 @@ def _schedule(plan: Plan, preset: Preset, failed: Dict[str, str],
                      f'(log: {res.job["log"]})')
 
 
+def reuse_results(plan: Plan, source_dir: str, log: Log) -> int:
+    """Copy into ``plan.out_dir`` every job result of ``source_dir`` (another benchmark
+    folder) that this plan would compute identically: same relative file, same spec hash
+    (config text incl. its work folder, data, starting weights). Returns how many; the
+    copied jobs then count as finished, their numbers are the source run's."""
+    source_dir = os.path.abspath(source_dir)
+    if not os.path.isfile(os.path.join(source_dir, 'benchmark.json')) and \
+            not os.path.isfile(os.path.join(source_dir, 'plan.json')):
+        raise FileNotFoundError(f'--reuse-from {source_dir}: not a benchmark folder (no '
+                                'benchmark.json or plan.json)')
+    if source_dir == plan.out_dir:
+        return 0
+    copied = set()
+    # twice: a reused tuning run's selection makes its row's other seeds and tests known
+    # (in the second pass a copied train job can read 'todo' again, its checkpoint being
+    # gone before its test is copied: counted once)
+    for _ in range(2):
+        for job in plan.jobs():
+            if job['state'] == 'done':
+                continue
+            rel = os.path.relpath(job['result'], plan.out_dir)
+            src = os.path.join(source_dir, rel)
+            try:
+                with open(src) as f:
+                    res = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if res.get('spec_hash') == job['spec_hash']:
+                write_json_atomic(res, job['result'])
+                copied.add(job['id'])
+    log(f'reused {len(copied)} finished jobs of {source_dir} (same spec hash)')
+    return len(copied)
+
+
 def run_benchmark(preset: Preset, out_dir: str, work_dir: str, config_dir: str,
                   keep_checkpoints: bool = False, argv: Optional[List[str]] = None,
-                  log: Optional[Log] = None) -> Dict[str, Any]:
-    """Run (or resume) ``preset``; return the results written to ``out_dir``."""
+                  log: Optional[Log] = None, reuse_from: Optional[str] = None
+                  ) -> Dict[str, Any]:
+    """Run (or resume) ``preset``; return the results written to ``out_dir``.
+
+    ``reuse_from``: another benchmark folder whose identical jobs are copied, not redone
+    (:func:`reuse_results`; it needs the same ``work_dir``, which the jobs' configs name).
+    """
     preset.validate()
     started = time.time()
     # the machine is shared: its load is part of the record
@@ -285,6 +326,7 @@ def run_benchmark(preset: Preset, out_dir: str, work_dir: str, config_dir: str,
              f'{list(preset.seeds)}, {preset.iters} iterations, {preset.workers} workers')
         data = prepare_data(plan, _log)
         weights = prepare_weights(plan, _log)
+        reused = reuse_results(plan, reuse_from, _log) if reuse_from else 0
         jobs = plan.jobs()
         prepared = time.time() - started
         done0 = sum(j['state'] == 'done' for j in jobs)
@@ -306,6 +348,9 @@ def run_benchmark(preset: Preset, out_dir: str, work_dir: str, config_dir: str,
         results = finalize(plan, started, argv, data, weights, failed)
         results['invocation'].update(prepare_seconds=round(prepared, 1),
                                      loadavg_start=load_start, resumed_jobs=done0,
+                                     reused_jobs=reused,
+                                     reused_from=os.path.abspath(reuse_from)
+                                     if reuse_from else None,
                                      finalize_seconds=round(time.time() - t_fin, 1),
                                      wall_seconds=round(time.time() - started, 1))
         with open(os.path.join(out_dir, 'invocations.jsonl'), 'a') as f:

@@ -53,6 +53,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--lrs', type=float, nargs='+', default=None, help='override the lr grid')
     p.add_argument('--seeds', type=int, nargs='+', default=None, help='override the seeds')
     p.add_argument('--workers', type=int, default=None, help='parallel worker processes')
+    p.add_argument('--reuse-from', metavar='DIR', default=None,
+                   help='another benchmark folder: copy its finished jobs that this run would '
+                        'compute identically (same spec hash; needs the same --work-dir)')
     p.add_argument('--keep-checkpoints', action='store_true',
                    help='keep every run\'s checkpoint (default: deleted once not needed)')
     p.add_argument('--list', action='store_true', help='list the rows and exit')
@@ -84,7 +87,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                      rows=tuple(args.rows) if args.rows else None)
     preset = get_preset(args.preset, {k: v for k, v in overrides.items() if v is not None})
     if args.list:
-        for row in discover_rows(args.config_dir):
+        rows = discover_rows(args.config_dir) + [
+            r for sub in preset.row_dirs
+            for r in discover_rows(os.path.join(args.config_dir, sub), require_baseline=False)]
+        for row in rows:
             print(f'{row.key:26s} {row.family:5s} {row.role:8s} {row.label:22s} '
                   f'{json.dumps(method_spec(row))}')
         return 0
@@ -113,6 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         results = run_benchmark(preset, out, work, args.config_dir,
                                 keep_checkpoints=args.keep_checkpoints,
+                                reuse_from=args.reuse_from,
                                 argv=['mtdense', 'benchmark'] + list(
                                     sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt as exc:

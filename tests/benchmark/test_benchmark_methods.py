@@ -18,10 +18,10 @@ import torch
 
 from mtdense.benchmark.aggregate import (LOADER_MIN_RATIO, mean_std, primary, select_lr,
                                          selection_scores)
-from mtdense.benchmark.compose import (FIXED_MODEL_KEYS, MISSING, compose, discover_rows,
-                                       get_dotted, load_row, method_spec, plain)
+from mtdense.benchmark.compose import (FIXED_MODEL_KEYS, MISSING, ConfigError, compose,
+                                       discover_rows, get_dotted, load_row, method_spec, plain)
 from mtdense.benchmark.estimate import simulate
-from mtdense.benchmark.presets import ALL_ROWS, PRESETS, Preset
+from mtdense.benchmark.presets import ALL_ROWS, PRESETS, REGIME_ROWS, Preset
 from mtdense.evaluation.functional import delta_m
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +45,75 @@ def test_rows_and_presets_are_consistent():
     assert set(ALL_ROWS) == set(rows)
     assert {r.key for r in rows.values() if r.role == 'baseline'} == {
         'swin_single_task_ft', 'mnv2_single_task_ft'}
+    regime = {r.key for r in discover_rows(str(CONFIG_DIR / 'regime'), require_baseline=False)}
+    assert regime == set(REGIME_ROWS)
     for name, preset in PRESETS.items():
         preset.validate()
-        assert preset.rows == ALL_ROWS and len(preset.seeds) == 3, name
-        assert preset.test_seed != preset.data_seed
+        if name.startswith('regime_'):  # the study: the full preset's budget, other rows
+            assert set(preset.rows) <= set(ALL_ROWS) | regime and preset.row_dirs == ('regime',)
+            full = PRESETS['full']
+            assert (preset.iters, preset.lrs, preset.seeds, preset.num_trainval,
+                    preset.num_test) == (full.iters, full.lrs, full.seeds, full.num_trainval,
+                                         full.num_test), name
+        else:
+            assert preset.rows == ALL_ROWS, name
+        assert len(preset.seeds) == 3 and preset.test_seed != preset.data_seed, name
+    with pytest.raises(ConfigError, match='needs exactly one row'):
+        discover_rows(str(CONFIG_DIR / 'regime'))  # its baseline is the main folder's
+
+
+def test_upstream_data_is_checked_and_rendered_apart(tmp_path):
+    """A preset's own upstream rendering: a third dataset with its own seed and scene
+    settings, which only the upstream trains on; bad values name the field."""
+    from mtdense.benchmark.plan import Plan
+    from mtdense.benchmark.run import prepare_data
+    up = dict(num=8, seed=5, val_fraction=0.25, scene=dict(ambient=(0.1, 0.2), num_objects=(1, 2)))
+    pre = CI.replace(upstream_data=up).validate()
+    for bad, match in ((dict(up, seed=CI.data_seed), 'upstream_data.seed'),
+                       (dict(up, scene=dict(lights=3)), 'upstream_data.scene'),
+                       (dict(up, num=2), 'upstream_data.num')):
+        with pytest.raises(ValueError, match=match):
+            CI.replace(upstream_data=bad).validate()
+    plan = Plan(pre, str(tmp_path / 'out'), str(tmp_path / 'work'), str(CONFIG_DIR))
+    assert plan.data_kinds() == ['trainval', 'test', 'upstream']
+    data = prepare_data(plan, lambda msg: None)
+    root = plan.data_spec('upstream')['root']
+    meta = _load(Path(root) / 'meta.json')
+    assert meta['seed'] == 5 and meta['num_samples'] == 8
+    assert meta['scene_config']['ambient'] == [0.1, 0.2]
+    assert data['upstream']['counts'] and root != data['trainval']['root']
+    cfg = plan.upstream_config()
+    assert cfg.train_dataloader.dataset.data_root == root
+    assert cfg.train_dataloader.dataset.split == 'train'
+    assert cfg.val_dataloader.dataset.data_root == root
+    # the target's runs do not see it; without upstream_data nothing changes
+    row = next(r for r in plan.rows if r.key == 'swin_vmt')
+    assert plan.run_config(row, 1e-3, 0).train_dataloader.dataset.data_root == \
+        data['trainval']['root']
+    plain_plan = Plan(CI, str(tmp_path / 'out2'), str(tmp_path / 'work'), str(CONFIG_DIR))
+    assert plain_plan.upstream_data_spec() == plain_plan.data_spec('trainval')
+    assert plain_plan.upstream_job()['spec_hash'] != plan.upstream_job()['spec_hash']
+
+
+def test_gap_recovered_on_hand_values():
+    from mtdense.benchmark.aggregate import MIN_GAP, _gap_recovered
+    runs = lambda *d: [dict(delta_m=v) for v in d]  # noqa: E731
+    rows = [dict(key='swin_single_task_ft', family='swin', runs=runs(1.0, -1.0),
+                 delta_m=mean_std([1.0, -1.0])),
+            dict(key='swin_decoder_only', family='swin', runs=runs(-9.0, -11.0),
+                 delta_m=mean_std([-9.0, -11.0])),
+            dict(key='swin_vmt', family='swin', runs=runs(-5.0, -4.0),
+                 delta_m=mean_std([-5.0, -4.0])),
+            dict(key='mnv2_x', family='mnv2', runs=runs(-3.0), delta_m=mean_std([-3.0]))]
+    _gap_recovered(rows)
+    vmt = rows[2]['gap_recovered']
+    assert vmt['values'] == pytest.approx([50.0, 60.0]) and vmt['mean'] == pytest.approx(55.0)
+    assert rows[1]['gap_recovered']['mean'] == pytest.approx(0.0)
+    assert rows[0]['gap_recovered']['values'] == pytest.approx([110.0, 90.0])
+    assert rows[3]['gap_recovered'] is None  # no decoder-only row in that family
+    rows[1]['delta_m'] = mean_std([-MIN_GAP / 2])
+    _gap_recovered(rows)
+    assert rows[2]['gap_recovered']['mean'] is None and 'no gap' in rows[2]['gap_recovered']['note']
 
 
 def test_compose_fixes_protocol_keys_and_keeps_the_method():
@@ -306,6 +371,31 @@ def test_resume_skips_finished_runs_and_redoes_identically(bench):
     assert [r['delta_m'] for r in again['rows']] == [r['delta_m'] for r in results['rows']]
     assert again['invocation']['resumed_jobs'] > 0
     assert 'not redone' in (out / 'benchmark.log').read_text()
+
+
+def test_reuse_from_runs_only_the_new_rows(bench, tmp_path):
+    """--reuse-from: a second folder with one more row (a regime variant) in the same work
+    folder copies the first folder's identical jobs and runs only the new row's."""
+    from mtdense.benchmark.run import run_benchmark
+    out, results = bench
+    pre = CI.replace(name='ci_regime', rows=CI.rows + ('swin_vmt_kem_none',),
+                     row_dirs=('regime',))
+    out2 = tmp_path / 'regime'
+    again = run_benchmark(pre, str(out2), str(out / 'work'), str(CONFIG_DIR),
+                          reuse_from=str(out))
+    ran = [json.loads(x)['id'] for x in (out2 / 'job_times.jsonl').read_text().splitlines()]
+    assert ran and all('swin_vmt_kem_none' in i for i in ran), ran
+    assert again['invocation']['reused_jobs'] == 13
+    old = {r['key']: r for r in results['rows']}
+    for r in again['rows'][:2]:
+        assert r['delta_m'] == old[r['key']]['delta_m'] and r['runs'] == old[r['key']]['runs']
+    new = again['rows'][2]
+    assert new['status'] == 'complete' and new['method']['peft']['kem'] == 'none'
+    assert 'not redone' in (out2 / 'benchmark.md').read_text() or \
+        '13 finished jobs' in (out2 / 'benchmark.md').read_text()
+    with pytest.raises(FileNotFoundError, match='not a benchmark folder'):
+        run_benchmark(pre, str(tmp_path / 'x'), str(out / 'work'), str(CONFIG_DIR),
+                      reuse_from=str(tmp_path))
 
 
 def test_duration_estimate_from_the_measured_jobs(bench):

@@ -234,10 +234,22 @@ def test_bad_configs_raise_clear_errors():
         VMTAdapter(TASKS, kem='bogus')
     with pytest.raises(ValueError, match='not blocks whose output is a backbone output'):
         _model(dict(type='VMTAdapter', tap_blocks=[0]))
+    with pytest.raises(ValueError, match=r'or -1 \.\. -4 from the end'):
+        _model(dict(type='VMTAdapter', tap_blocks=[-5]))
+    with pytest.raises(ValueError, match='has duplicates'):
+        _model(dict(type='VMTAdapter', tap_blocks=[-1, 7]))  # -1 is block 7
     with pytest.raises(ValueError, match='has 3 entries, the backbone has 4 stage'):
         _model(dict(type='VMTAdapter', bottleneck=[4, 4, 4]))
     with pytest.raises(ValueError, match="act='tanh'"):
         VMTAdapterLite(TASKS, act='tanh')
+
+
+def test_negative_tap_blocks_count_from_the_last_level():
+    valid = _model(dict(type='VMTAdapter', bottleneck=4)).host.default_tap_blocks()
+    model = _model(dict(type='VMTAdapter', bottleneck=4, tap_blocks=[-2, -1]))
+    assert model.peft.taps == valid[-2:]
+    mixed = _model(dict(type='VMTAdapter', bottleneck=4, tap_blocks=[valid[0], -1]))
+    assert mixed.peft.taps == [valid[0], valid[-1]]
 
 
 def test_deepcopy_keeps_hooks_on_the_copy():

@@ -125,7 +125,8 @@ class VMTAdapter(BasePEFTMethod):
         kem: 'scale_shift' | 'scale' | 'lowrank' | 'none'.
         kem_rank: k of the 'lowrank' KEM.
         tap_blocks: 'last' (every block whose output is a backbone output) or a list
-            of such global block indices; other levels are shared by all tasks.
+            of such global block indices (negative: counted from the last of them, e.g.
+            ``[-2, -1]``); other levels are shared by all tasks.
         act: activation of the down-projection.
         train_norms, train_rel_pos, train_patch_embed: see ``BasePEFTMethod``.
     """

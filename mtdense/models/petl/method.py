@@ -182,16 +182,22 @@ class BasePEFTMethod(nn.Module):
 
     # ------------------------------------------------------------- helpers
     def _tap_blocks(self, host: BackboneHost, tap_blocks) -> List[int]:
-        """Resolve ``'last'`` / a list of global block indices to level-output blocks."""
+        """Resolve ``'last'`` / a list of global block indices to level-output blocks.
+
+        A negative index counts from the end of the level-output blocks (``[-2, -1]``: the
+        last two levels' blocks, whatever the depths)."""
         valid = host.default_tap_blocks()
         if tap_blocks == 'last':
             return list(valid)
         if isinstance(tap_blocks, (list, tuple)) and all(isinstance(b, int) for b in tap_blocks):
-            bad = [b for b in tap_blocks if b not in valid]
+            bad = [b for b in tap_blocks if b < -len(valid) or (b >= 0 and b not in valid)]
+            if not bad:
+                tap_blocks = [valid[b] if b < 0 else b for b in tap_blocks]
             if bad:
                 raise ValueError(
                     f'{type(self).__name__}: tap_blocks={list(tap_blocks)} contains {bad}, which '
-                    f'are not blocks whose output is a backbone output; valid blocks: {valid}')
+                    f'are not blocks whose output is a backbone output; valid blocks: {valid} '
+                    f'(or -1 .. -{len(valid)} from the end)')
             if len(set(tap_blocks)) != len(tap_blocks):
                 raise ValueError(
                     f'{type(self).__name__}: tap_blocks={list(tap_blocks)} has duplicates')
