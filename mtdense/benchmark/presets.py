@@ -186,6 +186,10 @@ PRESETS['regime_levers'] = PRESETS['full'].replace(
 PRESETS['regime_upstream'] = PRESETS['full'].replace(
     name='regime_upstream', rows=_REGIME_REFERENCE + ('swin_vmt_bottleneck_x2',),
     row_dirs=('regime',), upstream_iters=2400, upstream_data=BROAD_UPSTREAM)
+# 'regime_iters': the reference rows with twice the iterations (its own work folder: the
+# upstream is trained again, identically, from the same config and seed)
+PRESETS['regime_iters'] = PRESETS['full'].replace(
+    name='regime_iters', rows=_REGIME_REFERENCE, iters=400)
 
 
 def get_preset(name: str, overrides: Optional[Dict[str, Any]] = None) -> Preset:

@@ -50,10 +50,11 @@ def test_rows_and_presets_are_consistent():
     for name, preset in PRESETS.items():
         preset.validate()
         if name.startswith('regime_'):  # the study: the full preset's budget, other rows
-            assert set(preset.rows) <= set(ALL_ROWS) | regime and preset.row_dirs == ('regime',)
+            assert set(preset.rows) <= set(ALL_ROWS) | regime
             full = PRESETS['full']
-            assert (preset.iters, preset.lrs, preset.seeds, preset.num_trainval,
-                    preset.num_test) == (full.iters, full.lrs, full.seeds, full.num_trainval,
+            assert preset.iters == full.iters * (2 if name == 'regime_iters' else 1), name
+            assert (preset.lrs, preset.seeds, preset.num_trainval,
+                    preset.num_test) == (full.lrs, full.seeds, full.num_trainval,
                                          full.num_test), name
         else:
             assert preset.rows == ALL_ROWS, name

@@ -48,3 +48,19 @@ def test_inferencer_throughput_writes_per_batch_size_results(tmp_path):
     assert saved['batch_sizes']['1']['throughput_ratio_median'] == 1.0
     assert saved['batch_sizes']['1']['throughput_ratio_ci95'] == [1.0, 1.0]
     assert saved['tasks'] == res['tasks'] and 'cpu_model' in saved['machine']
+
+
+def test_regime_study_script_checks_its_inputs_before_running(tmp_path):
+    """benchmarks/regime_study.sh: --help documents the three parts; a missing full-preset
+    folder or an unknown part is refused before any run starts."""
+    import subprocess
+    script = osp.join(ROOT, 'benchmarks', 'regime_study.sh')
+    out = subprocess.run(['bash', script, '--help'], capture_output=True, text=True, check=True)
+    for part in ('regime_levers', 'regime_upstream', 'regime_iters', '--reuse-from'):
+        assert part in out.stdout
+    bad = subprocess.run(['bash', script, '--only', 'everything'], capture_output=True, text=True)
+    assert bad.returncode == 2 and 'expected levers, upstream or iters' in bad.stderr
+    missing = subprocess.run(['bash', script, '--full', str(tmp_path / 'nope'), '--only', 'levers'],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and 'benchmark.json not found' in missing.stderr
+    assert not (tmp_path / 'nope').exists()
