@@ -64,3 +64,39 @@ def test_regime_study_script_checks_its_inputs_before_running(tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 2 and 'benchmark.json not found' in missing.stderr
     assert not (tmp_path / 'nope').exists()
+
+
+def _bench_json(folder, rows, name='full', upstream_data=None):
+    folder.mkdir()
+    res = dict(preset=dict(name=name, iters=200, upstream_iters=800, upstream_data=upstream_data),
+               rows=rows)
+    (folder / 'benchmark.json').write_text(json.dumps(res))
+    return str(folder)
+
+
+def _row(key, label, dm, gap=None, family='swin', status='complete'):
+    return dict(key=key, label=label, family=family, status=status, missing=[],
+                selection=dict(lr=3e-3), params=dict(percent_of_backbone=1.01),
+                delta_m=dict(mean=dm, std=0.5, n=3),
+                gap_recovered=None if gap is None else dict(mean=gap, std=4.0, n=3),
+                test=dict(semseg=dict(mean=30.0), depth=dict(mean=1.5)))
+
+
+def test_regime_summary_reads_the_numbers_of_each_folder(tmp_path):
+    summary = _script('regime_summary')
+    a = _bench_json(tmp_path / 'a', [_row('swin_decoder_only', 'decoder-only', -8.0, 0.0),
+                                     _row('swin_vmt', 'VMT', -6.0, 25.0),
+                                     _row('mnv2_x', 'conv', -1.0, family='mnv2')])
+    b = _bench_json(tmp_path / 'b', [_row('swin_vmt', 'VMT', -2.0, 75.0)], name='regime_upstream',
+                    upstream_data=dict(num=1200, seed=7))
+    table = summary.summarize([a, b])
+    lines = table.strip().splitlines()
+    assert len(lines) == 2 + 3  # header, rule, the three Swin rows
+    assert '| VMT | 0.003 | 1.01 | -6.00 ± 0.50 | +25 ± 4 | semseg 30.00, depth 1.50 |' in lines[3]
+    assert 'own rendering (1200 scenes, seed 7)' in lines[4] and '+75 ± 4' in lines[4]
+    assert 'conv' not in table
+    incomplete = _bench_json(tmp_path / 'c', [_row('swin_vmt', 'VMT', 0.0, status='incomplete')])
+    with pytest.raises(ValueError, match='swin_vmt is incomplete'):
+        summary.summarize([incomplete])
+    with pytest.raises(FileNotFoundError, match='benchmark.json not found'):
+        summary.summarize([str(tmp_path)])
