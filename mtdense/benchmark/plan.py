@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config
 
 from .aggregate import select_lr
+from .jobs import write_json_atomic
 from .compose import (ConfigError, MethodRow, apply_loading_policy, compose, discover_rows,
                       set_schedule)
 from .presets import Preset
@@ -119,6 +120,10 @@ class Plan:
                 spec = dict(spec, upstream_config=up)
             self.protocols[fam] = dict(spec, path=row.protocol)
         self.weights_hash: Dict[str, str] = {}  # filled by the runner after preparing weights
+        #: another benchmark folder whose identical job results count as finished (copied
+        #: here when first asked for, see :meth:`done`); the ids of the jobs taken from it
+        self.reuse_dir: Optional[str] = None
+        self.reused: set = set()
         # job dicts depend only on the preset and the weights: built once (composing a
         # config parses several files), results are read from disk on every call
         self._memo: Dict[Any, Dict[str, Any]] = {}
@@ -290,11 +295,21 @@ class Plan:
         return job
 
     def done(self, job: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-        """The job's result if it is finished with the job's current spec, else None."""
+        """The job's result if it is finished with the job's current spec, else None.
+
+        With :attr:`reuse_dir` set, a job not finished here whose identical result (same
+        relative file, same spec hash) is in that folder is copied from it: finished."""
         res = _read(job['result'])
-        if res is None or res.get('spec_hash') != job['spec_hash']:
+        if res is not None and res.get('spec_hash') == job['spec_hash']:
+            return res
+        if self.reuse_dir is None:
             return None
-        return res
+        src = _read(os.path.join(self.reuse_dir, os.path.relpath(job['result'], self.out_dir)))
+        if src is None or src.get('spec_hash') != job['spec_hash']:
+            return None
+        write_json_atomic(src, job['result'])
+        self.reused.add(job['id'])
+        return src
 
     def _s_per_iter(self, row: MethodRow) -> Optional[float]:
         """The row's training step at its real task count, from its finished profile

@@ -186,6 +186,11 @@ PRESETS['regime_levers'] = PRESETS['full'].replace(
 PRESETS['regime_upstream'] = PRESETS['full'].replace(
     name='regime_upstream', rows=_REGIME_REFERENCE + ('swin_vmt_bottleneck_x2',),
     row_dirs=('regime',), upstream_iters=2400, upstream_data=BROAD_UPSTREAM)
+# 'regime_upstream_lrs': regime_upstream with the lr grid widened both ways (full fine-tuning
+# may want less than 1e-3, frozen-backbone rows more than 1e-2); run in regime_upstream's work
+# folder with --reuse-from its results, only the new grid points (and re-selected seeds) train
+PRESETS['regime_upstream_lrs'] = PRESETS['regime_upstream'].replace(
+    name='regime_upstream_lrs', lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2))
 # 'regime_iters': the reference rows with twice the iterations (its own work folder: the
 # upstream is trained again, identically, from the same config and seed)
 PRESETS['regime_iters'] = PRESETS['full'].replace(

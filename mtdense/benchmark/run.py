@@ -260,37 +260,21 @@ def _schedule(plan: Plan, preset: Preset, failed: Dict[str, str],
 
 
 def reuse_results(plan: Plan, source_dir: str, log: Log) -> int:
-    """Copy into ``plan.out_dir`` every job result of ``source_dir`` (another benchmark
-    folder) that this plan would compute identically: same relative file, same spec hash
-    (config text incl. its work folder, data, starting weights). Returns how many; the
-    copied jobs then count as finished, their numbers are the source run's."""
+    """Take from ``source_dir`` (another benchmark folder) every job result that this plan
+    would compute identically: same relative file, same spec hash (config text incl. its
+    work folder, data, starting weights). Results are copied into ``plan.out_dir`` when the
+    plan first asks for them (:meth:`Plan.done`), so a row's seed runs and tests are also
+    taken once its lr selection is known. Returns how many were taken now."""
     source_dir = os.path.abspath(source_dir)
     if not os.path.isfile(os.path.join(source_dir, 'benchmark.json')) and \
             not os.path.isfile(os.path.join(source_dir, 'plan.json')):
         raise FileNotFoundError(f'--reuse-from {source_dir}: not a benchmark folder (no '
                                 'benchmark.json or plan.json)')
-    if source_dir == plan.out_dir:
-        return 0
-    copied = set()
-    # twice: a reused tuning run's selection makes its row's other seeds and tests known
-    # (in the second pass a copied train job can read 'todo' again, its checkpoint being
-    # gone before its test is copied: counted once)
-    for _ in range(2):
-        for job in plan.jobs():
-            if job['state'] == 'done':
-                continue
-            rel = os.path.relpath(job['result'], plan.out_dir)
-            src = os.path.join(source_dir, rel)
-            try:
-                with open(src) as f:
-                    res = json.load(f)
-            except (OSError, ValueError):
-                continue
-            if res.get('spec_hash') == job['spec_hash']:
-                write_json_atomic(res, job['result'])
-                copied.add(job['id'])
-    log(f'reused {len(copied)} finished jobs of {source_dir} (same spec hash)')
-    return len(copied)
+    if source_dir != plan.out_dir:
+        plan.reuse_dir = source_dir
+        plan.jobs()  # every job known now asks once
+    log(f'reusing finished jobs of {source_dir} (same spec hash): {len(plan.reused)} so far')
+    return len(plan.reused)
 
 
 def run_benchmark(preset: Preset, out_dir: str, work_dir: str, config_dir: str,
@@ -326,7 +310,8 @@ def run_benchmark(preset: Preset, out_dir: str, work_dir: str, config_dir: str,
              f'{list(preset.seeds)}, {preset.iters} iterations, {preset.workers} workers')
         data = prepare_data(plan, _log)
         weights = prepare_weights(plan, _log)
-        reused = reuse_results(plan, reuse_from, _log) if reuse_from else 0
+        if reuse_from:
+            reuse_results(plan, reuse_from, _log)
         jobs = plan.jobs()
         prepared = time.time() - started
         done0 = sum(j['state'] == 'done' for j in jobs)
@@ -348,7 +333,7 @@ def run_benchmark(preset: Preset, out_dir: str, work_dir: str, config_dir: str,
         results = finalize(plan, started, argv, data, weights, failed)
         results['invocation'].update(prepare_seconds=round(prepared, 1),
                                      loadavg_start=load_start, resumed_jobs=done0,
-                                     reused_jobs=reused,
+                                     reused_jobs=len(plan.reused),
                                      reused_from=os.path.abspath(reuse_from)
                                      if reuse_from else None,
                                      finalize_seconds=round(time.time() - t_fin, 1),

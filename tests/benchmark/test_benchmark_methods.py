@@ -53,9 +53,9 @@ def test_rows_and_presets_are_consistent():
             assert set(preset.rows) <= set(ALL_ROWS) | regime
             full = PRESETS['full']
             assert preset.iters == full.iters * (2 if name == 'regime_iters' else 1), name
-            assert (preset.lrs, preset.seeds, preset.num_trainval,
-                    preset.num_test) == (full.lrs, full.seeds, full.num_trainval,
-                                         full.num_test), name
+            assert set(full.lrs) <= set(preset.lrs), name
+            assert (preset.seeds, preset.num_trainval, preset.num_test) == (
+                full.seeds, full.num_trainval, full.num_test), name
         else:
             assert preset.rows == ALL_ROWS, name
         assert len(preset.seeds) == 3 and preset.test_seed != preset.data_seed, name
@@ -397,6 +397,28 @@ def test_reuse_from_runs_only_the_new_rows(bench, tmp_path):
     with pytest.raises(FileNotFoundError, match='not a benchmark folder'):
         run_benchmark(pre, str(tmp_path / 'x'), str(out / 'work'), str(CONFIG_DIR),
                       reuse_from=str(tmp_path))
+
+
+def test_reuse_from_takes_seed_runs_once_a_wider_grid_selects(bench, tmp_path):
+    """A wider lr grid reusing the first folder: only the new grid point trains first; a
+    row whose selection stays the same then takes its seed runs and tests from the first
+    folder (asked for when the selection is known), a row whose selection moves trains them."""
+    from mtdense.benchmark.run import run_benchmark
+    out, results = bench
+    pre = CI.replace(name='ci_wider', lrs=CI.lrs + (1e-2,))
+    out2 = tmp_path / 'wider'
+    again = run_benchmark(pre, str(out2), str(out / 'work'), str(CONFIG_DIR),
+                          reuse_from=str(out))
+    ran = [json.loads(x)['id'] for x in (out2 / 'job_times.jsonl').read_text().splitlines()]
+    assert {i for i in ran if 'lr0.01_s0' in i and i.startswith('train/')} == {
+        f'train/{r}/lr0.01_s0' for r in CI.rows}
+    old = {r['key']: r for r in results['rows']}
+    for r in again['rows']:
+        same = r['selection']['lr'] == old[r['key']]['selection']['lr']
+        seeds_ran = [i for i in ran if i.startswith(f'train/{r["key"]}/') and '_s0' not in i]
+        assert (not seeds_ran) if same else seeds_ran, (r['key'], ran)
+        if same:
+            assert r['runs'] == old[r['key']]['runs']
 
 
 def test_duration_estimate_from_the_measured_jobs(bench):

@@ -59,7 +59,7 @@ def test_regime_study_script_checks_its_inputs_before_running(tmp_path):
     for part in ('regime_levers', 'regime_upstream', 'regime_iters', '--reuse-from'):
         assert part in out.stdout
     bad = subprocess.run(['bash', script, '--only', 'everything'], capture_output=True, text=True)
-    assert bad.returncode == 2 and 'expected levers, upstream or iters' in bad.stderr
+    assert bad.returncode == 2 and 'expected levers, upstream, upstream_lrs or iters' in bad.stderr
     missing = subprocess.run(['bash', script, '--full', str(tmp_path / 'nope'), '--only', 'levers'],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and 'benchmark.json not found' in missing.stderr
