@@ -176,11 +176,11 @@ PRESETS: Dict[str, Preset] = {
                    profile=dict(num_tasks=[1, 5, 8], warmup=1, repeats=5, min_repeats=2,
                                 max_seconds=2.0)),
 }
-# The regime study (docs/regime_study.md), both with the full preset's data, budget, grid and
-# seeds. 'regime_levers': one lever of VMT per row on the full preset's upstream; run in the
-# full preset's work folder with --reuse-from its results, its reference rows are the full
-# run's own jobs (same spec hash), not new runs. 'regime_upstream': the reference rows and
-# the widest VMT on the broad upstream (BROAD_UPSTREAM, 3x the full preset's iterations).
+# The regime study (docs/regime_study.md), all with the full preset's data, budget, grid and
+# seeds. 'regime_levers': one lever of VMT per row on the full preset's upstream, next to the
+# reference rows (its own work folder: upstream and references train again, identically).
+# 'regime_upstream': the reference rows and VMT with 2x bottlenecks on the broad upstream
+# (BROAD_UPSTREAM, 3x the full preset's upstream iterations).
 PRESETS['regime_levers'] = PRESETS['full'].replace(
     name='regime_levers', rows=_REGIME_REFERENCE + REGIME_ROWS, row_dirs=('regime',))
 PRESETS['regime_upstream'] = PRESETS['full'].replace(
