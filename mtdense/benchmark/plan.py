@@ -307,6 +307,7 @@ class Plan:
         src = _read(os.path.join(self.reuse_dir, os.path.relpath(job['result'], self.out_dir)))
         if src is None or src.get('spec_hash') != job['spec_hash']:
             return None
+        src = dict(src, reused_from=self.reuse_dir)  # the copy says where it came from
         write_json_atomic(src, job['result'])
         self.reused.add(job['id'])
         return src

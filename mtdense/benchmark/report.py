@@ -163,12 +163,12 @@ def _upstream_lines(results: Dict[str, Any]) -> List[str]:
                  f'its own rendering: {up["num"]} scenes, seed {up["seed"]}, scene settings '
                  f'{json.dumps(up.get("scene") or {}, sort_keys=True)}')
         out += [f'Swin upstream: {pre["upstream_iters"]} iterations on {where}.', '']
-    reusing = [i for i in results.get('invocations') or [results.get('invocation') or {}]
-               if i.get('reused_jobs')]
-    if reusing:
-        inv = reusing[0]
-        out += [f'{inv["reused_jobs"]} finished jobs (identical spec hash) were taken from '
-                f'`{os.path.relpath(inv["reused_from"])}`, not redone.', '']
+    jobs = results.get('jobs') or {}
+    if jobs.get('reused_count'):
+        where = ', '.join(f'`{os.path.relpath(d)}`' for d in jobs.get('reused') or [])
+        out += [f'{jobs["reused_count"]} of the {jobs["total"]} jobs were taken from {where} '
+                '(identical spec hash: the same config, data and starting weights), not run '
+                'here.', '']
     return out
 
 

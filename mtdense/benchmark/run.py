@@ -176,7 +176,12 @@ def finalize(plan: Plan, started: float, argv: Optional[List[str]], data: Dict[s
         worker_wall_seconds=round(sum(times[i]['seconds'] for i in done_ids if i in times), 1),
         worker_cpu_seconds=round(sum(times[i].get('cpu_seconds') or 0.0
                                      for i in done_ids if i in times), 1),
-        failed=failed, not_done=[j['id'] for j in jobs if j['state'] != 'done'])
+        failed=failed, not_done=[j['id'] for j in jobs if j['state'] != 'done'],
+        # results copied from another folder (--reuse-from), by any invocation
+        reused=sorted({(plan.done(j) or {}).get('reused_from') for j in jobs
+                       if j['state'] == 'done'} - {None}),
+        reused_count=sum(1 for j in jobs if j['state'] == 'done'
+                         and (plan.done(j) or {}).get('reused_from')))
     results['files'] = dict(json='benchmark.json', csv='benchmark.csv', markdown='benchmark.md',
                             plot='delta_m_vs_params.png', job_times='job_times.jsonl',
                             invocations='invocations.jsonl', log='benchmark.log')

@@ -392,8 +392,12 @@ def test_reuse_from_runs_only_the_new_rows(bench, tmp_path):
         assert r['delta_m'] == old[r['key']]['delta_m'] and r['runs'] == old[r['key']]['runs']
     new = again['rows'][2]
     assert new['status'] == 'complete' and new['method']['peft']['kem'] == 'none'
-    assert 'not redone' in (out2 / 'benchmark.md').read_text() or \
-        '13 finished jobs' in (out2 / 'benchmark.md').read_text()
+    assert again['jobs']['reused_count'] == 13 and again['jobs']['reused'] == [str(out)]
+    assert '13 of the 19 jobs were taken from' in (out2 / 'benchmark.md').read_text()
+    copied = _load(out2 / 'runs' / 'swin_vmt' / f'lr{CI.lrs[0]:g}_s0.json')
+    assert copied['reused_from'] == str(out)
+    own = _load(out2 / 'runs' / 'swin_vmt_kem_none' / f'lr{CI.lrs[0]:g}_s0.json')
+    assert 'reused_from' not in own
     with pytest.raises(FileNotFoundError, match='not a benchmark folder'):
         run_benchmark(pre, str(tmp_path / 'x'), str(out / 'work'), str(CONFIG_DIR),
                       reuse_from=str(tmp_path))
