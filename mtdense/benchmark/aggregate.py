@@ -223,8 +223,8 @@ def _gap_recovered(rows: List[Dict[str, Any]]) -> None:
         info = OrderedDict(decoder_only=dec['key'], decoder_only_delta_m=gap, min_gap=MIN_GAP)
         if -gap < MIN_GAP:
             info.update(mean=None, std=None, n=0, values=[],
-                        note=f'decoder-only is within {MIN_GAP} Δm point of single-task FT: no '
-                             'gap to recover at this scale')
+                        note=f'decoder-only (Δm {gap:+.2f}) is not {MIN_GAP:g} Δm point or more '
+                             'below single-task FT: no gap to recover')
         else:
             vals = [(r['delta_m'] - gap) / -gap * 100.0 for r in entry['runs']
                     if r['delta_m'] is not None]
