@@ -28,9 +28,9 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config
 
 from .aggregate import select_lr
-from .jobs import write_json_atomic
 from .compose import (ConfigError, MethodRow, apply_loading_policy, compose, discover_rows,
                       set_schedule)
+from .jobs import write_json_atomic
 from .presets import Preset
 
 __all__ = ['Plan', 'spec_hash', 'lr_tag']
