@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
-
-def _pm(stat: Optional[Mapping[str, Any]], nd: int, signed: bool = False) -> str:
-    if not stat or stat.get('mean') is None:
-        return '–'
-    fmt = f'{{:+.{nd}f}}' if signed else f'{{:.{nd}f}}'
-    text = fmt.format(stat['mean'])
-    std = stat.get('std')
-    return text if std is None or not math.isfinite(std) else f'{text} ± {std:.{nd}f}'
+from mtdense.benchmark.report import format_gap, format_pm
 
 
 def _setting(res: Mapping[str, Any]) -> str:
@@ -54,11 +46,10 @@ def summarize(folders: List[str], family: str = 'swin') -> str:
             params = r.get('params') or {}
             pct = params.get('percent_of_backbone')
             tasks = ', '.join(f'{t} {s["mean"]:.2f}' for t, s in r['test'].items())
-            gap = r.get('gap_recovered') or {}
             lines.append('| ' + ' | '.join([
                 _setting(res), r['label'], f'{r["selection"]["lr"]:g}',
-                '–' if pct is None else f'{pct:.2f}', _pm(r['delta_m'], 2, signed=True),
-                _pm(gap, 0, signed=True) if gap.get('n') else '–', tasks]) + ' |')
+                '–' if pct is None else f'{pct:.2f}', format_pm(r['delta_m'], 2, signed=True),
+                format_gap(r.get('gap_recovered')), tasks]) + ' |')
     return '\n'.join(lines) + '\n'
 
 

@@ -23,7 +23,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mmengine.config import Config
 
-__all__ = ['FIXED_MODEL_KEYS', 'ROLES', 'MethodRow', 'load_row', 'discover_rows', 'compose',
+__all__ = ['FIXED_MODEL_KEYS', 'ROLES', 'MethodRow', 'load_row', 'discover_rows',
+           'discover_preset_rows', 'compose',
            'method_spec', 'model_delta', 'apply_loading_policy', 'set_schedule', 'ConfigError',
            'get_dotted', 'plain', 'MISSING']
 
@@ -110,6 +111,20 @@ def discover_rows(config_dir: str, require_baseline: bool = True) -> List[Method
             raise ConfigError(f'{config_dir}: family {fam!r} needs exactly one row with '
                               f"role='baseline' (the Δm reference), found {base}")
     return rows
+
+
+def discover_preset_rows(config_dir: str, row_dirs: Sequence[str] = ()
+                         ) -> Dict[str, MethodRow]:
+    """``{key: row}`` of ``config_dir`` and of its subfolders ``row_dirs`` (extra rows whose
+    baseline is the main folder's); a key found twice is an error (keys name the runs)."""
+    found = {r.key: r for r in discover_rows(config_dir)}
+    for sub in row_dirs:
+        for r in discover_rows(os.path.join(config_dir, sub), require_baseline=False):
+            if r.key in found:
+                raise ConfigError(f'{r.config}: row key {r.key!r} is also '
+                                  f'{found[r.key].config} (row keys name the runs)')
+            found[r.key] = r
+    return found
 
 
 def get_dotted(d: Mapping, dotted: str) -> Any:

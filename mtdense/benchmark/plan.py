@@ -28,10 +28,10 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config
 
 from .aggregate import select_lr
-from .compose import (ConfigError, MethodRow, apply_loading_policy, compose, discover_rows,
-                      set_schedule)
+from .compose import (ConfigError, MethodRow, apply_loading_policy, compose,
+                      discover_preset_rows, set_schedule)
 from .jobs import write_json_atomic
-from .presets import Preset
+from .presets import UPSTREAM_VAL_FRACTION, Preset
 
 __all__ = ['Plan', 'spec_hash', 'lr_tag']
 
@@ -84,13 +84,7 @@ class Plan:
         self.out_dir = os.path.abspath(out_dir)
         self.work_dir = os.path.abspath(work_dir)
         self.config_dir = os.path.abspath(config_dir)
-        found = {r.key: r for r in discover_rows(self.config_dir)}
-        for sub in preset.row_dirs:
-            for r in discover_rows(os.path.join(self.config_dir, sub), require_baseline=False):
-                if r.key in found:
-                    raise ConfigError(f'{r.config}: row key {r.key!r} is also '
-                                      f'{found[r.key].config} (row keys name the runs)')
-                found[r.key] = r
+        found = discover_preset_rows(self.config_dir, preset.row_dirs)
         missing = [k for k in preset.rows if k not in found]
         if missing:
             raise ConfigError(f'preset {preset.name!r}: rows {missing} have no config in '
@@ -149,7 +143,8 @@ class Plan:
         elif which == 'upstream' and p.upstream_data is not None:
             up = p.upstream_data
             num, seed = up['num'], up['seed']
-            val, scene = float(up.get('val_fraction', 0.1)), dict(up.get('scene') or {})
+            val = float(up.get('val_fraction', UPSTREAM_VAL_FRACTION))
+            scene = dict(up.get('scene') or {})
         else:
             raise KeyError(f'data_spec: {which!r} is not trainval, test or (with the '
                            f'preset\'s upstream_data) upstream')

@@ -20,6 +20,9 @@ ALL_ROWS: Tuple[str, ...] = (
     'mnv2_depthwise_sharing',
 )
 
+#: validation share of a preset's own upstream rendering when ``upstream_data`` names none
+UPSTREAM_VAL_FRACTION = 0.1
+
 #: the regime study's VMT variants (configs/benchmark/regime/), one lever each
 REGIME_ROWS: Tuple[str, ...] = (
     'swin_vmt_bottleneck_x2', 'swin_vmt_bottleneck_x4', 'swin_vmt_scale_4',
@@ -138,7 +141,7 @@ class Preset:
         if not isinstance(up.get('seed'), int) or up['seed'] in (self.data_seed, self.test_seed):
             bad('upstream_data.seed', up.get('seed'), f'an integer other than data_seed='
                 f'{self.data_seed} and test_seed={self.test_seed} (a rendering of its own)')
-        if not 0.0 < float(up.get('val_fraction', 0.1)) < 0.5:
+        if not 0.0 < float(up.get('val_fraction', UPSTREAM_VAL_FRACTION)) < 0.5:
             bad('upstream_data.val_fraction', up.get('val_fraction'), 'in (0, 0.5)')
         try:
             SceneConfig.from_dict(up.get('scene') or {})

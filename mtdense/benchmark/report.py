@@ -9,7 +9,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mtdense.tasks import TASKS, get_task_spec
 
-__all__ = ['write_csv', 'write_markdown', 'markdown', 'table_task_counts', 'measured_invocation']
+__all__ = ['write_csv', 'write_markdown', 'markdown', 'table_task_counts', 'measured_invocation',
+           'format_pm', 'format_gap']
 
 _DECIMALS = dict(depth=3)
 
@@ -20,7 +21,7 @@ def _num(v: Optional[float], nd: int = 2) -> str:
     return f'{v:.{nd}f}'
 
 
-def _pm(stat: Optional[Mapping[str, Any]], nd: int = 2, signed: bool = False) -> str:
+def format_pm(stat: Optional[Mapping[str, Any]], nd: int = 2, signed: bool = False) -> str:
     if not stat or stat.get('mean') is None:
         return '–'
     m = stat['mean'] + 0.0 if round(stat['mean'], nd) != 0 else 0.0  # no '-0.00'
@@ -29,6 +30,11 @@ def _pm(stat: Optional[Mapping[str, Any]], nd: int = 2, signed: bool = False) ->
     if std is None or not math.isfinite(std):
         return mean
     return f'{mean} ± {std:.{nd}f}'
+
+
+def format_gap(gap: Optional[Mapping[str, Any]]) -> str:
+    """A row's ``gap_recovered`` (%, no decimals) or '–' where it is not defined."""
+    return format_pm(gap, 0, signed=True) if gap and gap.get('n') else '–'
 
 
 def _arrow(task: str) -> str:
@@ -111,10 +117,8 @@ def markdown(results: Mapping[str, Any]) -> str:
         lr = r['selection']['lr'] if r.get('selection') else None
         cells = [r['label'] + ('' if r['status'] == 'complete' else ' (incomplete)'), r['family'],
                  f'{lr:g}' if lr is not None else '–']
-        cells += [_pm(r['test'].get(t), _DECIMALS.get(t, 2)) for t in tasks]
-        gap = r.get('gap_recovered')
-        cells += [_pm(r['delta_m'], 2, signed=True),
-                  _pm(gap, 0, signed=True) if gap and gap.get('n') else '–',
+        cells += [format_pm(r['test'].get(t), _DECIMALS.get(t, 2)) for t in tasks]
+        cells += [format_pm(r['delta_m'], 2, signed=True), format_gap(r.get('gap_recovered')),
                   f'{r["params"]["trainable"]:,}' if r.get('params') else '–',
                   _percent(r.get('params'))]
         lines.append('| ' + ' | '.join(cells) + ' |')

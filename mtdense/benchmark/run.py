@@ -170,6 +170,8 @@ def finalize(plan: Plan, started: float, argv: Optional[List[str]], data: Dict[s
     jobs = plan.jobs()
     times = latest_job_times(plan.out_dir)
     done_ids = [j['id'] for j in jobs if j['state'] == 'done']
+    # results copied from another folder (--reuse-from), by any invocation
+    reused_from = [(plan.done(j) or {}).get('reused_from') for j in jobs if j['state'] == 'done']
     results['jobs'] = dict(
         total=len(jobs), done=len(done_ids),
         job_seconds=round(sum(_job_seconds(plan, j) for j in jobs), 1),
@@ -177,11 +179,8 @@ def finalize(plan: Plan, started: float, argv: Optional[List[str]], data: Dict[s
         worker_cpu_seconds=round(sum(times[i].get('cpu_seconds') or 0.0
                                      for i in done_ids if i in times), 1),
         failed=failed, not_done=[j['id'] for j in jobs if j['state'] != 'done'],
-        # results copied from another folder (--reuse-from), by any invocation
-        reused=sorted({(plan.done(j) or {}).get('reused_from') for j in jobs
-                       if j['state'] == 'done'} - {None}),
-        reused_count=sum(1 for j in jobs if j['state'] == 'done'
-                         and (plan.done(j) or {}).get('reused_from')))
+        reused=sorted(set(reused_from) - {None}),
+        reused_count=sum(d is not None for d in reused_from))
     results['files'] = dict(json='benchmark.json', csv='benchmark.csv', markdown='benchmark.md',
                             plot='delta_m_vs_params.png', job_times='job_times.jsonl',
                             invocations='invocations.jsonl', log='benchmark.log')

@@ -79,7 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.config_dir = _benchmark_configs()
     signal.signal(signal.SIGTERM, _terminate)
     import mtdense  # noqa: F401  (mmcv.ops stand-in before mmseg imports)
-    from mtdense.benchmark.compose import discover_rows, method_spec
+    from mtdense.benchmark.compose import discover_preset_rows, method_spec
     from mtdense.benchmark.presets import get_preset
     overrides = dict(iters=args.iters, workers=args.workers,
                      lrs=tuple(args.lrs) if args.lrs else None,
@@ -87,10 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                      rows=tuple(args.rows) if args.rows else None)
     preset = get_preset(args.preset, {k: v for k, v in overrides.items() if v is not None})
     if args.list:
-        rows = discover_rows(args.config_dir) + [
-            r for sub in preset.row_dirs
-            for r in discover_rows(os.path.join(args.config_dir, sub), require_baseline=False)]
-        for row in rows:
+        for row in discover_preset_rows(args.config_dir, preset.row_dirs).values():
             print(f'{row.key:26s} {row.family:5s} {row.role:8s} {row.label:22s} '
                   f'{json.dumps(method_spec(row))}')
         return 0

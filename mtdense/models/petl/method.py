@@ -191,13 +191,12 @@ class BasePEFTMethod(nn.Module):
             return list(valid)
         if isinstance(tap_blocks, (list, tuple)) and all(isinstance(b, int) for b in tap_blocks):
             bad = [b for b in tap_blocks if b < -len(valid) or (b >= 0 and b not in valid)]
-            if not bad:
-                tap_blocks = [valid[b] if b < 0 else b for b in tap_blocks]
             if bad:
                 raise ValueError(
                     f'{type(self).__name__}: tap_blocks={list(tap_blocks)} contains {bad}, which '
                     f'are not blocks whose output is a backbone output; valid blocks: {valid} '
                     f'(or -1 .. -{len(valid)} from the end)')
+            tap_blocks = [valid[b] if b < 0 else b for b in tap_blocks]
             if len(set(tap_blocks)) != len(tap_blocks):
                 raise ValueError(
                     f'{type(self).__name__}: tap_blocks={list(tap_blocks)} has duplicates')
