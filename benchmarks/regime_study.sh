@@ -13,9 +13,13 @@
 #   regime_upstream_lrs  regime_upstream with the lr grid widened to 1e-4 .. 3e-2 (reuses
 #                    regime_upstream's jobs: only the new grid points train).
 #   regime_iters     single-task FT, decoder-only and VMT with twice the iterations (400).
+#   regime_lr_split  the heads' lr apart from the backbone side's: single-task FT with its
+#                    backbones at 0.1x the heads' lr (the Δm reference), VMT's adapters at 0.3x
+#                    and 3x, next to the reference rows, lr grid 1e-3 .. 3e-2; in the full
+#                    preset's work folder, reusing methods_full's identical jobs.
 #
 # Usage:
-#   benchmarks/regime_study.sh [--only levers|upstream|upstream_lrs|iters]
+#   benchmarks/regime_study.sh [--only levers|upstream|upstream_lrs|iters|lr_split]
 #
 # Results: benchmarks/results/<date>_<machine>/regime_<part>/ (the same files
 # as methods.sh). Re-running the same command resumes each one.
@@ -26,15 +30,16 @@ ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) ONLY="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "regime_study.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 cd "$ROOT"
 BASE="benchmarks/results/$(date +%F)_$(machine_slug cpu)"
 case "$ONLY" in
-  ""|levers|upstream|upstream_lrs|iters) ;;
-  *) echo "regime_study.sh: --only $ONLY: expected levers, upstream, upstream_lrs or iters" >&2
+  ""|levers|upstream|upstream_lrs|iters|lr_split) ;;
+  *) echo "regime_study.sh: --only $ONLY: expected levers, upstream, upstream_lrs, iters or" \
+          "lr_split" >&2
      exit 2 ;;
 esac
 if [ -z "$ONLY" ] || [ "$ONLY" = levers ]; then
@@ -54,4 +59,14 @@ if [ -z "$ONLY" ] || [ "$ONLY" = upstream_lrs ]; then
 fi
 if [ -z "$ONLY" ] || [ "$ONLY" = iters ]; then
   "$ROOT/benchmarks/methods.sh" --preset regime_iters --out "$BASE/regime_iters"
+fi
+if [ -z "$ONLY" ] || [ "$ONLY" = lr_split ]; then
+  FULL=$(ls -d benchmarks/results/*/methods_full 2>/dev/null | sort | tail -1)
+  if [ -z "$FULL" ] || [ ! -f "$FULL/benchmark.json" ]; then
+    echo "regime_study.sh: no benchmarks/results/*/methods_full/benchmark.json: run" \
+         "benchmarks/methods.sh --preset full first" >&2
+    exit 2
+  fi
+  "$ROOT/benchmarks/methods.sh" --preset regime_lr_split --out "$BASE/regime_lr_split" \
+    --work-dir work_dirs/benchmark_methods/full --reuse-from "$FULL"
 fi

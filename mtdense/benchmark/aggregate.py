@@ -134,7 +134,8 @@ def collect(plan) -> Dict[str, Any]:
     rows_out: List[Dict[str, Any]] = []
     for row in plan.rows:
         entry: Dict[str, Any] = OrderedDict(
-            key=row.key, label=row.label, family=row.family, role=row.role,
+            key=row.key, label=row.label, family=row.family, role=plan.role(row),
+            backbone_lr_mult=row.backbone_lr_mult,
             config=os.path.relpath(row.config), protocol=os.path.relpath(row.protocol),
             method=method_spec(row, preset.protocol_options),
             model_delta=model_delta(row, preset.protocol_options), status='complete',

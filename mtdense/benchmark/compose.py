@@ -5,7 +5,11 @@ model config (e.g. ``configs/_base_/models/swin_t_mmseg_mtlora.py``) and declare
 
     benchmark = dict(label='MTLoRA', protocol='swin_protocol.py', role='method')
 
-``role='baseline'`` marks the Δm reference of its protocol (single-task FT). The
+``role='baseline'`` marks the Δm reference of its protocol (single-task FT). An optional
+``backbone_lr_mult`` (default 1) scales the learning rate of every parameter under
+``model.backbone`` (the backbone and the method's modules inside it: adapters, LoRA, ...)
+relative to the grid's lr, which the heads keep (e.g. 0.1: the heads learn ten times faster
+than the backbone, the usual fine-tuning recipe). The
 *protocol* (``<family>_protocol.py``, inheriting ``configs/demo/demo_base.py``) holds
 what every row of a family shares. :func:`compose` takes the row's whole ``model`` dict
 (so whatever the method config sets comes through: ``peft`` options, other backbone or
@@ -23,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mmengine.config import Config
 
-__all__ = ['FIXED_MODEL_KEYS', 'ROLES', 'MethodRow', 'load_row', 'discover_rows',
+__all__ = ['FIXED_MODEL_KEYS', 'ROLES', 'BACKBONE_PARAM_KEY', 'MethodRow', 'load_row', 'discover_rows',
            'discover_preset_rows', 'compose',
            'method_spec', 'model_delta', 'apply_loading_policy', 'set_schedule', 'ConfigError',
            'get_dotted', 'plain', 'MISSING']
@@ -53,6 +57,7 @@ class MethodRow:
     family: str     # protocol stem without '_protocol', e.g. 'swin'
     config: str     # absolute path of the row file
     protocol: str   # absolute path of the protocol file
+    backbone_lr_mult: float = 1.0  # lr of model.backbone's parameters / the grid's lr
 
 
 def _load(path: str) -> Config:
@@ -69,10 +74,10 @@ def load_row(path: str) -> MethodRow:
     if not isinstance(spec, Mapping):
         raise ConfigError(f'{path}: no `benchmark = dict(label=..., protocol=..., role=...)`; '
                           'not a method row of configs/benchmark/')
-    unknown = sorted(set(spec) - {'label', 'protocol', 'role'})
+    unknown = sorted(set(spec) - {'label', 'protocol', 'role', 'backbone_lr_mult'})
     if unknown:
         raise ConfigError(f'{path}: benchmark has unknown key(s) {unknown}; allowed: label, '
-                          'protocol, role')
+                          'protocol, role, backbone_lr_mult')
     for key in ('label', 'protocol'):
         if not isinstance(spec.get(key), str) or not spec[key].strip():
             raise ConfigError(f'{path}: benchmark.{key} must be a non-empty string, got '
@@ -80,6 +85,10 @@ def load_row(path: str) -> MethodRow:
     role = spec.get('role', 'method')
     if role not in ROLES:
         raise ConfigError(f'{path}: benchmark.role must be one of {ROLES}, got {role!r}')
+    mult = spec.get('backbone_lr_mult', 1.0)
+    if isinstance(mult, bool) or not isinstance(mult, (int, float)) or not mult > 0:
+        raise ConfigError(f'{path}: benchmark.backbone_lr_mult must be a positive number (the '
+                          f"backbone's lr relative to the grid's), got {mult!r}")
     protocol = os.path.normpath(os.path.join(os.path.dirname(path), spec['protocol']))
     if not os.path.isfile(protocol):
         raise ConfigError(f'{path}: benchmark.protocol {spec["protocol"]!r} -> {protocol} is '
@@ -91,7 +100,8 @@ def load_row(path: str) -> MethodRow:
     if 'model' not in cfg:
         raise ConfigError(f'{path}: has no `model` (a row inherits its method\'s model config)')
     return MethodRow(key=Path(path).stem, label=spec['label'], role=role,
-                     family=stem[:-len('_protocol')], config=path, protocol=protocol)
+                     family=stem[:-len('_protocol')], config=path, protocol=protocol,
+                     backbone_lr_mult=float(mult))
 
 
 def discover_rows(config_dir: str, require_baseline: bool = True) -> List[MethodRow]:
@@ -184,7 +194,31 @@ def compose(row: MethodRow, protocol_options: Optional[Mapping[str, Any]] = None
         cfg.custom_imports = dict(imports=imports, allow_failed_imports=False)
     cfg.benchmark_row = dict(key=row.key, label=row.label, role=row.role, family=row.family,
                              config=row.config, protocol=row.protocol)
+    if row.backbone_lr_mult != 1.0:
+        # only then: a row without it composes the same text (the same job spec hashes)
+        cfg.benchmark_row['backbone_lr_mult'] = row.backbone_lr_mult
+        _scale_backbone_lr(cfg, row)
     return cfg
+
+
+#: parameter-name prefix of everything under ``model.backbone`` (mmengine's custom keys
+#: match substrings of ``'<module path>.<param>'``; no head or loss parameter contains it)
+BACKBONE_PARAM_KEY = 'backbone.'
+
+
+def _scale_backbone_lr(cfg: Config, row: MethodRow) -> None:
+    """``lr_mult`` of the row for every parameter under ``model.backbone``, through
+    mmengine's ``paramwise_cfg.custom_keys`` (so the warm-up and cosine schedules scale it
+    like the heads' lr)."""
+    paramwise = dict(cfg.optim_wrapper.get('paramwise_cfg') or {})
+    custom = dict(paramwise.get('custom_keys') or {})
+    if BACKBONE_PARAM_KEY in custom:
+        raise ConfigError(f'{row.config}: benchmark.backbone_lr_mult: the protocol '
+                          f'{row.protocol} already sets optim_wrapper.paramwise_cfg.custom_keys'
+                          f'[{BACKBONE_PARAM_KEY!r}] = {custom[BACKBONE_PARAM_KEY]!r}')
+    custom[BACKBONE_PARAM_KEY] = dict(lr_mult=row.backbone_lr_mult)
+    paramwise['custom_keys'] = custom
+    cfg.optim_wrapper.paramwise_cfg = paramwise
 
 
 def method_spec(row: MethodRow, protocol_options: Optional[Mapping[str, Any]] = None

@@ -91,11 +91,28 @@ class Plan:
                               f'{self.config_dir} (found {sorted(found)})')
         self.rows: List[MethodRow] = [found[k] for k in preset.rows]
         families = sorted({r.family for r in self.rows})
+        #: ``{family: row key}`` of each family's Δm reference (:meth:`role`)
+        self.baseline: Dict[str, str] = {}
         for fam in families:
-            if not any(r.family == fam and r.role == 'baseline' for r in self.rows):
-                base = [r.key for r in found.values() if r.family == fam and r.role == 'baseline']
-                raise ConfigError(f'preset {preset.name!r}: family {fam!r} has no baseline row; '
-                                  f'add {base} (Δm is relative to it)')
+            if fam in preset.baselines:
+                key = preset.baselines[fam]
+                if found[key].family != fam:
+                    raise ConfigError(f'preset {preset.name!r}: baselines[{fam!r}] = {key!r} is '
+                                      f'a row of family {found[key].family!r}')
+                self.baseline[fam] = key
+                continue
+            base = [r.key for r in self.rows if r.family == fam and r.role == 'baseline']
+            if len(base) != 1:
+                avail = [r.key for r in found.values() if r.family == fam and r.role == 'baseline']
+                raise ConfigError(f'preset {preset.name!r}: family {fam!r} needs exactly one '
+                                  f'baseline row (Δm is relative to it), found {base}; '
+                                  f"rows with role='baseline': {avail} (or name one in the "
+                                  "preset's baselines)")
+            self.baseline[fam] = base[0]
+        unknown = sorted(set(preset.baselines) - set(families))
+        if unknown:
+            raise ConfigError(f'preset {preset.name!r}: baselines names families {unknown} '
+                              f'without rows (families: {families})')
         self.protocols: Dict[str, Dict[str, Any]] = {}
         for fam in families:
             row = next(r for r in self.rows if r.family == fam)
@@ -121,6 +138,11 @@ class Plan:
         # job dicts depend only on the preset and the weights: built once (composing a
         # config parses several files), results are read from disk on every call
         self._memo: Dict[Any, Dict[str, Any]] = {}
+
+    def role(self, row: MethodRow) -> str:
+        """'baseline' for its family's Δm reference in this preset, else 'method' (a row's
+        declared role only decides when the preset names no baseline for its family)."""
+        return 'baseline' if self.baseline[row.family] == row.key else 'method'
 
     def _compose(self, row: MethodRow) -> Config:
         """:func:`compose` of ``row``, parsed once (a copy each call)."""

@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
-__all__ = ['Preset', 'PRESETS', 'get_preset', 'ALL_ROWS', 'REGIME_ROWS', 'BROAD_UPSTREAM']
+__all__ = ['Preset', 'PRESETS', 'get_preset', 'ALL_ROWS', 'LEVER_ROWS', 'LR_SPLIT_ROWS',
+           'REGIME_ROWS', 'BROAD_UPSTREAM']
 
 #: every row shipped in configs/benchmark/ (the order of the tables)
 ALL_ROWS: Tuple[str, ...] = (
@@ -23,11 +24,18 @@ ALL_ROWS: Tuple[str, ...] = (
 #: validation share of a preset's own upstream rendering when ``upstream_data`` names none
 UPSTREAM_VAL_FRACTION = 0.1
 
-#: the regime study's VMT variants (configs/benchmark/regime/), one lever each
-REGIME_ROWS: Tuple[str, ...] = (
+#: the regime study's VMT variants (configs/benchmark/regime/), one lever of the method each
+LEVER_ROWS: Tuple[str, ...] = (
     'swin_vmt_bottleneck_x2', 'swin_vmt_bottleneck_x4', 'swin_vmt_scale_4',
     'swin_vmt_kem_lowrank', 'swin_vmt_kem_none', 'swin_vmt_deep_taps', 'swin_vmt_train_norms',
 )
+#: the regime study's rows with another backbone-side lr than the heads' (benchmark.
+#: backbone_lr_mult): single-task FT's backbones at 0.1x, VMT's adapters at 0.3x and 3x
+LR_SPLIT_ROWS: Tuple[str, ...] = (
+    'swin_single_task_ft_slow_backbone', 'swin_vmt_slow_adapters', 'swin_vmt_fast_adapters',
+)
+#: every row of configs/benchmark/regime/
+REGIME_ROWS: Tuple[str, ...] = LEVER_ROWS + LR_SPLIT_ROWS
 #: the regime study's Swin reference rows (Δm baseline, the gap's two ends, VMT as shipped)
 _REGIME_REFERENCE = ('swin_single_task_ft', 'swin_decoder_only', 'swin_vmt')
 
@@ -76,6 +84,9 @@ class Preset:
             ``dict(num=, seed=, val_fraction=, scene=dict(<SceneConfig fields>))``, e.g.
             other layouts and lighting, so the frozen backbone is general rather than
             fitted to the target scenes.
+        baselines: ``{family: row key}``: the Δm reference of a family when it is not the
+            row with ``role='baseline'`` (e.g. single-task FT with a lower backbone lr);
+            that row then counts as a method.
     """
     name: str
     rows: Tuple[str, ...] = ALL_ROWS
@@ -95,6 +106,7 @@ class Preset:
     workers: int = 2
     row_dirs: Tuple[str, ...] = ()
     upstream_data: Optional[Dict[str, Any]] = None
+    baselines: Dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> 'Preset':
         """Raise ``ValueError`` naming the field and value that cannot work."""
@@ -126,6 +138,10 @@ class Preset:
                 bad('row_dirs', self.row_dirs, 'subfolder names of the row folder')
         if self.upstream_data is not None:
             self._validate_upstream_data(bad)
+        if not isinstance(self.baselines, dict) or any(
+                not isinstance(k, str) or k not in self.rows
+                for k in self.baselines.values()):
+            bad('baselines', self.baselines, '{family: row key} naming rows of the preset')
         ts = list(self.profile.get('num_tasks', []))
         if 1 not in ts:
             bad('profile.num_tasks', ts, 'a list containing 1')
@@ -185,7 +201,7 @@ PRESETS: Dict[str, Preset] = {
 # 'regime_upstream': the reference rows and VMT with 2x bottlenecks on the broad upstream
 # (BROAD_UPSTREAM, 3x the full preset's upstream iterations).
 PRESETS['regime_levers'] = PRESETS['full'].replace(
-    name='regime_levers', rows=_REGIME_REFERENCE + REGIME_ROWS, row_dirs=('regime',))
+    name='regime_levers', rows=_REGIME_REFERENCE + LEVER_ROWS, row_dirs=('regime',))
 PRESETS['regime_upstream'] = PRESETS['full'].replace(
     name='regime_upstream', rows=_REGIME_REFERENCE + ('swin_vmt_bottleneck_x2',),
     row_dirs=('regime',), upstream_iters=2400, upstream_data=BROAD_UPSTREAM)
@@ -198,6 +214,15 @@ PRESETS['regime_upstream_lrs'] = PRESETS['regime_upstream'].replace(
 # upstream is trained again, identically, from the same config and seed)
 PRESETS['regime_iters'] = PRESETS['full'].replace(
     name='regime_iters', rows=_REGIME_REFERENCE, iters=400)
+# 'regime_lr_split': the heads' lr apart from the backbone side's. Single-task FT with its
+# backbones at a tenth of the heads' lr is the Δm reference (the usual fine-tuning recipe);
+# the shipped single-task FT is a method row beside it. The grid reaches 3e-2 (the heads of
+# frozen-backbone rows chose the top of the full preset's grid). Run in the full preset's
+# work folder with --reuse-from its results: the reference rows' full-grid runs are taken
+PRESETS['regime_lr_split'] = PRESETS['full'].replace(
+    name='regime_lr_split', rows=('swin_single_task_ft_slow_backbone',) + _REGIME_REFERENCE
+    + LR_SPLIT_ROWS[1:], row_dirs=('regime',), lrs=(1e-3, 3e-3, 1e-2, 3e-2),
+    baselines={'swin': 'swin_single_task_ft_slow_backbone'})
 
 
 def get_preset(name: str, overrides: Optional[Dict[str, Any]] = None) -> Preset:

@@ -106,7 +106,8 @@ def markdown(results: Mapping[str, Any]) -> str:
              f'validation split with seed {results["tuning_seed"]}), seeds {list(pre["seeds"])}; '
              f'{pre["num_trainval"]} training/validation scenes (seed {pre["data_seed"]}), '
              f'metrics on {pre["num_test"]} held-out test scenes (seed {pre["test_seed"]}). '
-             'Mean ± sample std over seeds; Δm against the same backbone\'s single-task FT.', '']
+             'Mean ± sample std over seeds; Δm against the same backbone\'s '
+             f'{_baseline_names(results)}.', '']
     lines += _upstream_lines(results)
     head = ['method', 'backbone', 'lr'] + [
         f'{t} {get_task_spec(t).primary_metric} {_arrow(t)}' for t in tasks] + [
@@ -116,7 +117,7 @@ def markdown(results: Mapping[str, Any]) -> str:
     for r in results['rows']:
         lr = r['selection']['lr'] if r.get('selection') else None
         cells = [r['label'] + ('' if r['status'] == 'complete' else ' (incomplete)'), r['family'],
-                 f'{lr:g}' if lr is not None else '–']
+                 _lr_cell(lr, r)]
         cells += [format_pm(r['test'].get(t), _DECIMALS.get(t, 2)) for t in tasks]
         cells += [format_pm(r['delta_m'], 2, signed=True), format_gap(r.get('gap_recovered')),
                   f'{r["params"]["trainable"]:,}' if r.get('params') else '–',
@@ -149,13 +150,27 @@ def markdown(results: Mapping[str, Any]) -> str:
         sel = r.get('selection')
         scores = sel['scores'] if sel else {}
         cells = [r['label'], r['family']] + [_num(scores.get(str(lr)), 2) for lr in lrs]
-        cells.append(f'{sel["lr"]:g}' if sel else '–')
+        cells.append(_lr_cell(sel['lr'] if sel else None, r))
         lines.append('| ' + ' | '.join(cells) + ' |')
     incomplete = [r for r in results['rows'] if r['status'] != 'complete']
     if incomplete:
         lines += ['', 'Incomplete rows (re-run the command to finish them): ' + '; '.join(
             f'{r["label"]} ({r["family"]}): {", ".join(r["missing"])}' for r in incomplete)]
     return '\n'.join(lines) + '\n'
+
+
+def _lr_cell(lr: Optional[float], row: Mapping[str, Any]) -> str:
+    """The chosen lr, and the backbone's multiple of it where that is not 1."""
+    if lr is None:
+        return '–'
+    mult = row.get('backbone_lr_mult', 1.0)
+    return f'{lr:g}' if mult == 1.0 else f'{lr:g} (backbone ×{mult:g})'
+
+
+def _baseline_names(results: Mapping[str, Any]) -> str:
+    """'single-task FT' (the baselines' labels, one per family, as the table names them)."""
+    labels = sorted({b['label'] for b in (results.get('baselines') or {}).values()})
+    return ' / '.join(labels) if labels else 'baseline row (not finished)'
 
 
 def _upstream_lines(results: Dict[str, Any]) -> List[str]:
@@ -182,7 +197,7 @@ def write_markdown(results: Mapping[str, Any], path: str) -> None:
 
 
 def _csv_columns(tasks: Sequence[str], ts: Mapping[str, List[int]]) -> List[str]:
-    cols = ['key', 'label', 'family', 'role', 'status', 'lr', 'n_seeds']
+    cols = ['key', 'label', 'family', 'role', 'status', 'lr', 'backbone_lr_mult', 'n_seeds']
     for t in tasks:
         metric = get_task_spec(t).primary_metric
         cols += [f'{t}_{metric}_mean', f'{t}_{metric}_std']
@@ -210,6 +225,7 @@ def write_csv(results: Mapping[str, Any], path: str) -> None:
             line: Dict[str, Any] = dict(key=r['key'], label=r['label'], family=r['family'],
                                         role=r['role'], status=r['status'],
                                         lr=r['selection']['lr'] if r.get('selection') else None,
+                                        backbone_lr_mult=r.get('backbone_lr_mult', 1.0),
                                         n_seeds=len(r['runs']))
             for t in tasks:
                 metric = get_task_spec(t).primary_metric

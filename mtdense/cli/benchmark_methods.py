@@ -88,8 +88,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     preset = get_preset(args.preset, {k: v for k, v in overrides.items() if v is not None})
     if args.list:
         for row in discover_preset_rows(args.config_dir, preset.row_dirs).values():
+            mult = '' if row.backbone_lr_mult == 1.0 else \
+                f' backbone_lr_mult={row.backbone_lr_mult:g}'
             print(f'{row.key:26s} {row.family:5s} {row.role:8s} {row.label:22s} '
-                  f'{json.dumps(method_spec(row))}')
+                  f'{json.dumps(method_spec(row))}{mult}')
         return 0
     if args.estimate_from:
         from mtdense.benchmark.estimate import estimate, format_estimate

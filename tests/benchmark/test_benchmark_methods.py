@@ -6,6 +6,7 @@ files on disk (every reported number comes from the runs), the plot, and that ru
 again redoes only a removed job, with the same numbers. No timing assertions.
 """
 import csv
+import dataclasses
 import json
 import math
 import statistics
@@ -21,7 +22,7 @@ from mtdense.benchmark.aggregate import (LOADER_MIN_RATIO, mean_std, primary, se
 from mtdense.benchmark.compose import (FIXED_MODEL_KEYS, MISSING, ConfigError, compose,
                                        discover_rows, get_dotted, load_row, method_spec, plain)
 from mtdense.benchmark.estimate import simulate
-from mtdense.benchmark.presets import ALL_ROWS, PRESETS, REGIME_ROWS, Preset
+from mtdense.benchmark.presets import ALL_ROWS, LR_SPLIT_ROWS, PRESETS, REGIME_ROWS, Preset
 from mtdense.evaluation.functional import delta_m
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +46,14 @@ def test_rows_and_presets_are_consistent():
     assert set(ALL_ROWS) == set(rows)
     assert {r.key for r in rows.values() if r.role == 'baseline'} == {
         'swin_single_task_ft', 'mnv2_single_task_ft'}
-    regime = {r.key for r in discover_rows(str(CONFIG_DIR / 'regime'), require_baseline=False)}
-    assert regime == set(REGIME_ROWS)
+    regime = {r.key: r for r in discover_rows(str(CONFIG_DIR / 'regime'),
+                                              require_baseline=False)}
+    assert set(regime) == set(REGIME_ROWS)
+    assert {k for k, r in regime.items() if r.backbone_lr_mult != 1.0} == set(LR_SPLIT_ROWS)
     for name, preset in PRESETS.items():
         preset.validate()
         if name.startswith('regime_'):  # the study: the full preset's budget, other rows
-            assert set(preset.rows) <= set(ALL_ROWS) | regime
+            assert set(preset.rows) <= set(ALL_ROWS) | set(regime)
             full = PRESETS['full']
             assert preset.iters == full.iters * (2 if name == 'regime_iters' else 1), name
             assert set(full.lrs) <= set(preset.lrs), name
@@ -170,6 +173,68 @@ def test_row_errors_name_file_and_key(tmp_path):
                    "role='boss')\n")
     with pytest.raises(ValueError, match="benchmark.role must be one of"):
         load_row(str(bad))
+
+
+def test_backbone_lr_mult_scales_every_backbone_parameter_and_no_other(tmp_path):
+    """benchmark.backbone_lr_mult: the built optimizer gives every trainable parameter
+    under model.backbone (backbone copies, adapters) the grid's lr times the multiple and
+    every head parameter the grid's lr; a row without it composes exactly as before; a bad
+    value names the file and key."""
+    from mmengine.optim import build_optim_wrapper
+    from mtdense.registry import MODELS
+    from mtdense.utils import register_all_modules
+    register_all_modules()
+    opts = dict(TINY_SWIN, **{'model.backbone.checkpoint': None})
+    for key, mult in (('swin_single_task_ft_slow_backbone', 0.1),
+                      ('swin_vmt_fast_adapters', 3.0), ('swin_vmt_slow_adapters', 0.3)):
+        row = load_row(str(CONFIG_DIR / 'regime' / f'{key}.py'))
+        assert row.backbone_lr_mult == mult
+        cfg = compose(row, opts)
+        cfg.optim_wrapper.optimizer.lr = 0.01
+        model = MODELS.build(cfg.model)
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        lr_of = {id(p): g['lr'] for g in wrapper.optimizer.param_groups for p in g['params']}
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        backbone = [n for n, _ in named if n.startswith('backbone.')]
+        assert backbone and len(backbone) < len(named), key
+        for n, p in named:
+            want = 0.01 * mult if n.startswith('backbone.') else 0.01
+            assert lr_of[id(p)] == pytest.approx(want), (key, n)
+        # without the multiple: the protocol's optimizer as it is (the shipped rows' text)
+        unscaled = compose(dataclasses.replace(row, backbone_lr_mult=1.0), opts)
+        assert unscaled.optim_wrapper == compose(row.__class__(**dict(
+            vars(row), backbone_lr_mult=1.0)), opts).optim_wrapper
+        assert 'paramwise_cfg' not in unscaled.optim_wrapper
+        assert 'backbone_lr_mult' not in unscaled.benchmark_row
+    bad = tmp_path / 'swin_bad.py'
+    for value in ('0', '-1.0', "'fast'", 'True'):
+        bad.write_text(f"_base_ = ['{ROOT}/configs/_base_/models/swin_t_mmseg_vmt.py']\n"
+                       f"benchmark = dict(label='x', protocol='{CONFIG_DIR}/swin_protocol.py', "
+                       f"backbone_lr_mult={value})\n")
+        with pytest.raises(ConfigError, match='swin_bad.py.*backbone_lr_mult must be a positive'):
+            load_row(str(bad))
+
+
+def test_preset_baselines_name_the_delta_m_reference(tmp_path):
+    """A preset may name another row as its family's Δm reference; the declared baseline
+    then counts as a method; no or two baselines, or a name outside the rows, fail early."""
+    from mtdense.benchmark.plan import Plan
+    work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
+    slow = 'swin_single_task_ft_slow_backbone'
+    pre = CI.replace(name='ci_lr', rows=CI.rows + (slow,), row_dirs=('regime',),
+                     baselines={'swin': slow}).validate()
+    plan = Plan(pre, out, work, str(CONFIG_DIR))
+    assert {r.key: plan.role(r) for r in plan.rows} == {
+        'swin_single_task_ft': 'method', 'swin_vmt': 'method', slow: 'baseline'}
+    with pytest.raises(ValueError, match='baselines'):
+        CI.replace(baselines={'swin': slow}).validate()  # not a row of the preset
+    with pytest.raises(ConfigError, match="family 'swin' needs exactly one baseline"):
+        Plan(CI.replace(rows=('swin_vmt',)), out, work, str(CONFIG_DIR))
+    with pytest.raises(ConfigError, match='families'):
+        Plan(pre.replace(baselines={'swin': slow, 'mnv2': slow}), out, work, str(CONFIG_DIR))
+    # the shipped study preset: the slow-backbone single-task FT is its reference
+    lr_split = PRESETS['regime_lr_split']
+    assert lr_split.baselines == {'swin': slow} and slow in lr_split.rows
 
 
 def test_selection_rule_and_statistics_on_hand_values():
@@ -401,6 +466,40 @@ def test_reuse_from_runs_only_the_new_rows(bench, tmp_path):
     with pytest.raises(FileNotFoundError, match='not a benchmark folder'):
         run_benchmark(pre, str(tmp_path / 'x'), str(out / 'work'), str(CONFIG_DIR),
                       reuse_from=str(tmp_path))
+
+
+def test_named_baseline_is_the_delta_m_reference(bench, tmp_path):
+    """A preset naming another baseline (single-task FT with its backbone at 0.1x the lr):
+    every row's Δm is against that row's mean test metrics; the shipped single-task FT is a
+    method row; the table says which lr the backbone had."""
+    from mtdense.benchmark.run import run_benchmark
+    out, results = bench
+    slow = 'swin_single_task_ft_slow_backbone'
+    pre = CI.replace(name='ci_lr_split', rows=(slow,) + CI.rows, row_dirs=('regime',),
+                     baselines={'swin': slow})
+    out2 = tmp_path / 'lr_split'
+    again = run_benchmark(pre, str(out2), str(out / 'work'), str(CONFIG_DIR),
+                          reuse_from=str(out))
+    rows = {r['key']: r for r in again['rows']}
+    assert [r['role'] for r in again['rows']] == ['baseline', 'method', 'method']
+    assert again['baselines']['swin']['row'] == slow
+    base = again['baselines']['swin']['metrics']
+    assert base == {t: v['mean'] for t, v in rows[slow]['test'].items()}
+    for r in again['rows']:
+        for run in r['runs']:
+            assert run['delta_m'] == pytest.approx(delta_m(run['test'], base))
+    assert rows[slow]['delta_m']['mean'] == pytest.approx(0.0, abs=1e-9)
+    old = {r['key']: r for r in results['rows']}
+    for key in CI.rows:  # the same (reused) runs, measured against the other reference
+        assert [r['test'] for r in rows[key]['runs']] == [r['test'] for r in old[key]['runs']]
+    assert rows['swin_single_task_ft']['delta_m'] != old['swin_single_task_ft']['delta_m']
+    assert rows[slow]['backbone_lr_mult'] == 0.1
+    md = (out2 / 'benchmark.md').read_text()
+    assert '(backbone ×0.1)' in md and 'single-task FT, backbone lr ×0.1' in md
+    with open(out2 / 'benchmark.csv') as f:
+        lines = {line['key']: line for line in csv.DictReader(f)}
+    assert lines[slow]['role'] == 'baseline' and lines[slow]['backbone_lr_mult'] == '0.1'
+    assert lines['swin_single_task_ft']['role'] == 'method'
 
 
 def test_reuse_from_takes_seed_runs_once_a_wider_grid_selects(bench, tmp_path):
