@@ -214,14 +214,18 @@ PRESETS['regime_upstream_lrs'] = PRESETS['regime_upstream'].replace(
 # upstream is trained again, identically, from the same config and seed)
 PRESETS['regime_iters'] = PRESETS['full'].replace(
     name='regime_iters', rows=_REGIME_REFERENCE, iters=400)
+# 'regime_iters_800': the same at four times the full preset's iterations (its own work folder)
+PRESETS['regime_iters_800'] = PRESETS['regime_iters'].replace(
+    name='regime_iters_800', iters=800)
 # 'regime_lr_split': the heads' lr apart from the backbone side's. Single-task FT with its
 # backbones at a tenth of the heads' lr is the Δm reference (the usual fine-tuning recipe);
-# the shipped single-task FT is a method row beside it. The grid reaches 3e-2 (the heads of
-# frozen-backbone rows chose the top of the full preset's grid). Run in the full preset's
-# work folder with --reuse-from its results: the reference rows' full-grid runs are taken
+# the shipped single-task FT is a method row beside it. The grid reaches 1e-1 (the heads of
+# frozen-backbone rows chose the top of the full preset's grid, and then 3e-2, the top of a
+# grid to 3e-2). Run in the full preset's work folder with --reuse-from its results: the
+# reference rows' full-grid runs are taken
 PRESETS['regime_lr_split'] = PRESETS['full'].replace(
     name='regime_lr_split', rows=('swin_single_task_ft_slow_backbone',) + _REGIME_REFERENCE
-    + LR_SPLIT_ROWS[1:], row_dirs=('regime',), lrs=(1e-3, 3e-3, 1e-2, 3e-2),
+    + LR_SPLIT_ROWS[1:], row_dirs=('regime',), lrs=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
     baselines={'swin': 'swin_single_task_ft_slow_backbone'})
 
 

@@ -55,7 +55,8 @@ def test_rows_and_presets_are_consistent():
         if name.startswith('regime_'):  # the study: the full preset's budget, other rows
             assert set(preset.rows) <= set(ALL_ROWS) | set(regime)
             full = PRESETS['full']
-            assert preset.iters == full.iters * (2 if name == 'regime_iters' else 1), name
+            factor = dict(regime_iters=2, regime_iters_800=4).get(name, 1)
+            assert preset.iters == full.iters * factor, name
             assert set(full.lrs) <= set(preset.lrs), name
             assert (preset.seeds, preset.num_trainval, preset.num_test) == (
                 full.seeds, full.num_trainval, full.num_test), name
