@@ -15,15 +15,19 @@ import os
 import sys
 from typing import Any, List, Mapping, Optional
 
-from mtdense.benchmark.report import format_gap, format_pm
+from mtdense.benchmark.report import format_gap, format_lr, format_pm
 
 
-def _setting(res: Mapping[str, Any]) -> str:
+def _setting(res: Mapping[str, Any], family: str) -> str:
     pre = res['preset']
     up = pre.get('upstream_data')
     where = 'target split' if not up else f'own rendering ({up["num"]} scenes, seed {up["seed"]})'
-    return (f'`{pre["name"]}`: {pre["iters"]} it/run; upstream {pre["upstream_iters"]} it on '
+    text = (f'`{pre["name"]}`: {pre["iters"]} it/run; upstream {pre["upstream_iters"]} it on '
             f'{where}')
+    base = (res.get('baselines') or {}).get(family, {}).get('label')
+    if base and base != 'single-task FT':  # another Δm reference than the usual one
+        text += f'; Δm vs {base}'
+    return text
 
 
 def summarize(folders: List[str], family: str = 'swin') -> str:
@@ -47,7 +51,7 @@ def summarize(folders: List[str], family: str = 'swin') -> str:
             pct = params.get('percent_of_backbone')
             tasks = ', '.join(f'{t} {s["mean"]:.2f}' for t, s in r['test'].items())
             lines.append('| ' + ' | '.join([
-                _setting(res), r['label'], f'{r["selection"]["lr"]:g}',
+                _setting(res, family), r['label'], format_lr(r['selection']['lr'], r),
                 '–' if pct is None else f'{pct:.2f}', format_pm(r['delta_m'], 2, signed=True),
                 format_gap(r.get('gap_recovered')), tasks]) + ' |')
     return '\n'.join(lines) + '\n'

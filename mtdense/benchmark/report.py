@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from mtdense.tasks import TASKS, get_task_spec
 
 __all__ = ['write_csv', 'write_markdown', 'markdown', 'table_task_counts', 'measured_invocation',
-           'format_pm', 'format_gap']
+           'format_pm', 'format_gap', 'format_lr']
 
 _DECIMALS = dict(depth=3)
 
@@ -117,7 +117,7 @@ def markdown(results: Mapping[str, Any]) -> str:
     for r in results['rows']:
         lr = r['selection']['lr'] if r.get('selection') else None
         cells = [r['label'] + ('' if r['status'] == 'complete' else ' (incomplete)'), r['family'],
-                 _lr_cell(lr, r)]
+                 format_lr(lr, r)]
         cells += [format_pm(r['test'].get(t), _DECIMALS.get(t, 2)) for t in tasks]
         cells += [format_pm(r['delta_m'], 2, signed=True), format_gap(r.get('gap_recovered')),
                   f'{r["params"]["trainable"]:,}' if r.get('params') else '–',
@@ -150,7 +150,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         sel = r.get('selection')
         scores = sel['scores'] if sel else {}
         cells = [r['label'], r['family']] + [_num(scores.get(str(lr)), 2) for lr in lrs]
-        cells.append(_lr_cell(sel['lr'] if sel else None, r))
+        cells.append(format_lr(sel['lr'] if sel else None, r))
         lines.append('| ' + ' | '.join(cells) + ' |')
     incomplete = [r for r in results['rows'] if r['status'] != 'complete']
     if incomplete:
@@ -159,8 +159,8 @@ def markdown(results: Mapping[str, Any]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def _lr_cell(lr: Optional[float], row: Mapping[str, Any]) -> str:
-    """The chosen lr, and the backbone's multiple of it where that is not 1."""
+def format_lr(lr: Optional[float], row: Mapping[str, Any]) -> str:
+    """The chosen lr of a results row, and its backbone's multiple of it where that is not 1."""
     if lr is None:
         return '–'
     mult = row.get('backbone_lr_mult', 1.0)

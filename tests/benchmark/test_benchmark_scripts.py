@@ -70,10 +70,10 @@ def test_regime_study_script_checks_its_inputs_before_running(tmp_path):
     assert unknown.returncode == 2 and 'unknown argument --full' in unknown.stderr
 
 
-def _bench_json(folder, rows, name='full', upstream_data=None):
+def _bench_json(folder, rows, name='full', upstream_data=None, baselines=None):
     folder.mkdir()
     res = dict(preset=dict(name=name, iters=200, upstream_iters=800, upstream_data=upstream_data),
-               rows=rows)
+               rows=rows, baselines=baselines or dict(swin=dict(label='single-task FT')))
     (folder / 'benchmark.json').write_text(json.dumps(res))
     return str(folder)
 
@@ -93,13 +93,20 @@ def test_regime_summary_reads_the_numbers_of_each_folder(tmp_path):
                                      _row('mnv2_x', 'conv', -1.0, family='mnv2')])
     b = _bench_json(tmp_path / 'b', [_row('swin_vmt', 'VMT', -2.0, 75.0)], name='regime_upstream',
                     upstream_data=dict(num=1200, seed=7))
-    table = summary.summarize([a, b])
+    slow = _row('swin_vmt_slow', 'VMT, adapter lr ×0.3', -1.0, 60.0)
+    slow['backbone_lr_mult'] = 0.3
+    c = _bench_json(tmp_path / 'c', [slow], name='regime_lr_split',
+                    baselines=dict(swin=dict(label='single-task FT, backbone lr ×0.1')))
+    table = summary.summarize([a, b, c])
     lines = table.strip().splitlines()
-    assert len(lines) == 2 + 3  # header, rule, the three Swin rows
+    assert len(lines) == 2 + 4  # header, rule, the four Swin rows
+    assert 'Δm vs single-task FT, backbone lr ×0.1 | VMT, adapter lr ×0.3 | 0.003 (backbone ×0.3) ' \
+        in lines[5]
+    assert 'Δm vs' not in lines[2]
     assert '| VMT | 0.003 | 1.01 | -6.00 ± 0.50 | +25 ± 4 | semseg 30.00, depth 1.50 |' in lines[3]
     assert 'own rendering (1200 scenes, seed 7)' in lines[4] and '+75 ± 4' in lines[4]
     assert 'conv' not in table
-    incomplete = _bench_json(tmp_path / 'c', [_row('swin_vmt', 'VMT', 0.0, status='incomplete')])
+    incomplete = _bench_json(tmp_path / 'd', [_row('swin_vmt', 'VMT', 0.0, status='incomplete')])
     with pytest.raises(ValueError, match='swin_vmt is incomplete'):
         summary.summarize([incomplete])
     with pytest.raises(FileNotFoundError, match='benchmark.json not found'):
