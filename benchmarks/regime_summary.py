@@ -51,7 +51,7 @@ def summarize(folders: List[str], family: str = 'swin') -> str:
             pct = params.get('percent_of_backbone')
             tasks = ', '.join(f'{t} {s["mean"]:.2f}' for t, s in r['test'].items())
             lines.append('| ' + ' | '.join([
-                _setting(res, family), r['label'], format_lr(r['selection']['lr'], r),
+                _setting(res, family), r['label'], format_lr(r),
                 '–' if pct is None else f'{pct:.2f}', format_pm(r['delta_m'], 2, signed=True),
                 format_gap(r.get('gap_recovered')), tasks]) + ' |')
     return '\n'.join(lines) + '\n'

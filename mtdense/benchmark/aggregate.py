@@ -20,14 +20,15 @@ from mtdense.evaluation.functional import delta_m, primary_metrics
 from mtdense.tasks import TASKS
 
 __all__ = ['SCHEMA_VERSION', 'SELECTION_RULE', 'DELTA_M_RULE', 'LOADER_MIN_RATIO', 'primary',
-           'selection_scores', 'select_lr', 'mean_std', 'collect']
+           'selection_scores', 'select_lr', 'point_key', 'mean_std', 'collect']
 
 SCHEMA_VERSION = 1
 SELECTION_RULE = (
-    'per row, the learning rate of the grid whose tuning-seed run has the highest validation '
+    'per row, the point of the grid (learning rate; and the backbone side\'s multiple of it, '
+    'where the preset has several) whose tuning-seed run has the highest validation '
     'Δm against the mean of that row\'s grid runs (each task\'s primary metric relative to its '
-    'mean over the grid, signed by direction, averaged over tasks); ties go to the smaller lr. '
-    'The test split is not read.')
+    'mean over the grid, signed by direction, averaged over tasks); ties go to the smaller lr, '
+    'then to one lr for all. The test split is not read.')
 DELTA_M_RULE = ('Δm of each seed\'s test metrics against the mean over seeds of the family '
                 'baseline\'s test metrics (single-task FT of the same backbone), '
                 '(1/T) Σ_t s_t (M_t - B_t) / B_t x 100; mean and sample std (ddof=1) over seeds')
@@ -56,12 +57,22 @@ def selection_scores(val_by_lr: Mapping[float, Mapping[str, float]]) -> Dict[flo
     return {lr: delta_m({t: p[t] for t in tasks}, ref) for lr, p in prim.items()}
 
 
-def select_lr(val_by_lr: Mapping[float, Mapping[str, float]]) -> Dict[str, Any]:
-    """``dict(lr, scores, rule)``: the selected learning rate (``SELECTION_RULE``)."""
-    scores = selection_scores(val_by_lr)
+def point_key(lr: float, mult: float = 1.0) -> str:
+    """A grid point's key in ``selection['scores']``: ``'0.01'``, or ``'0.01/bb0.1'`` with a
+    backbone-side multiple other than 1."""
+    return str(lr) if mult == 1.0 else f'{lr}/bb{mult:g}'
+
+
+def select_lr(val_by_point: Mapping[Any, Mapping[str, float]]) -> Dict[str, Any]:
+    """``dict(lr, backbone_lr_mult, scores, rule)``: the selected grid point
+    (``SELECTION_RULE``). Keys: learning rates, or ``(lr, backbone multiple)`` pairs."""
+    points = {(k if isinstance(k, tuple) else (k, 1.0)): v for k, v in val_by_point.items()}
+    scores = selection_scores(points)
     best = max(scores.values())
-    lr = min(k for k, v in scores.items() if v == best)
-    return dict(lr=lr, scores={str(k): v for k, v in sorted(scores.items())},
+    lr, mult = min((k for k, v in scores.items() if v == best),
+                   key=lambda k: (k[0], k[1] != 1.0, k[1]))
+    return dict(lr=lr, backbone_lr_mult=mult,
+                scores={point_key(*k): v for k, v in sorted(scores.items())},
                 rule=SELECTION_RULE)
 
 
@@ -141,17 +152,18 @@ def collect(plan) -> Dict[str, Any]:
             model_delta=model_delta(row, preset.protocol_options), status='complete',
             missing=[])
         tuning = plan.tuning_jobs(row)
-        tres = {j['lr']: plan.done(j) for j in tuning}
-        entry['tuning'] = [dict(lr=lr, seed=preset.tuning_seed,
+        tres = [plan.done(j) for j in tuning]
+        entry['tuning'] = [dict(lr=j['lr'], backbone_lr_mult=j['backbone_lr_mult'],
+                                seed=preset.tuning_seed,
                                 val=primary(r['val_metrics']) if r else None,
                                 result=_rel(j['result'], plan.out_dir))
-                           for (lr, r), j in zip(tres.items(), tuning)]
+                           for j, r in zip(tuning, tres)]
         sel = plan.selection(row)
         entry['selection'] = sel
         runs = []
         if sel is not None:
             for seed in preset.seeds:
-                tj = plan.train_job(row, sel['lr'], seed)
+                tj = plan.train_job(row, sel['lr'], seed, sel['backbone_lr_mult'])
                 xj = plan.test_job(row, tj)
                 tr, te = plan.done(tj), plan.done(xj)
                 if tr is None or te is None:
@@ -159,7 +171,9 @@ def collect(plan) -> Dict[str, Any]:
                     continue
                 timing = tr['timing']
                 runs.append(OrderedDict(
-                    seed=seed, lr=sel['lr'], test=primary(te['test_metrics']),
+                    seed=seed, lr=sel['lr'], backbone_lr_mult=sel['backbone_lr_mult'],
+                    run=plan.run_name(sel['lr'], seed, sel['backbone_lr_mult']),
+                    test=primary(te['test_metrics']),
                     test_all=te['test_metrics'], val=primary(tr['val_metrics']),
                     params=_params(tr['params']), train_s_per_iter=timing['compute_s_per_iter'],
                     data_s_per_iter=timing['data_s_per_iter'], train_img_s=timing['train_img_s'],
@@ -169,7 +183,8 @@ def collect(plan) -> Dict[str, Any]:
                     train_result=_rel(tj['result'], plan.out_dir),
                     test_result=_rel(xj['result'], plan.out_dir)))
         else:
-            entry['missing'] += [j['id'] for j, r in zip(tuning, tres.values()) if r is None]
+            entry['missing'] += [j['id'] for j, r in zip(tuning, tres) if r is None] or \
+                [plan.profile_job(row)['id']]  # the grid waits for the row's profile
         entry['runs'] = runs
         if entry['missing']:
             entry['status'] = 'incomplete'

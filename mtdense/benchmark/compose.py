@@ -29,7 +29,8 @@ from mmengine.config import Config
 
 __all__ = ['FIXED_MODEL_KEYS', 'ROLES', 'BACKBONE_PARAM_KEY', 'MethodRow', 'load_row', 'discover_rows',
            'discover_preset_rows', 'compose',
-           'method_spec', 'model_delta', 'apply_loading_policy', 'set_schedule', 'ConfigError',
+           'method_spec', 'model_delta', 'apply_loading_policy', 'set_schedule',
+           'scale_backbone_lr', 'ConfigError',
            'get_dotted', 'plain', 'MISSING']
 
 #: Model keys the protocol holds equal for every row of a family (dotted paths); a key
@@ -197,7 +198,7 @@ def compose(row: MethodRow, protocol_options: Optional[Mapping[str, Any]] = None
     if row.backbone_lr_mult != 1.0:
         # only then: a row without it composes the same text (the same job spec hashes)
         cfg.benchmark_row['backbone_lr_mult'] = row.backbone_lr_mult
-        _scale_backbone_lr(cfg, row)
+        scale_backbone_lr(cfg, row.backbone_lr_mult, row.config)
     return cfg
 
 
@@ -206,17 +207,21 @@ def compose(row: MethodRow, protocol_options: Optional[Mapping[str, Any]] = None
 BACKBONE_PARAM_KEY = 'backbone.'
 
 
-def _scale_backbone_lr(cfg: Config, row: MethodRow) -> None:
-    """``lr_mult`` of the row for every parameter under ``model.backbone``, through
-    mmengine's ``paramwise_cfg.custom_keys`` (so the warm-up and cosine schedules scale it
-    like the heads' lr)."""
+def scale_backbone_lr(cfg: Config, mult: float, where: str) -> None:
+    """Multiply the ``lr_mult`` of every parameter under ``model.backbone`` by ``mult``,
+    through mmengine's ``paramwise_cfg.custom_keys`` (so the warm-up and cosine schedules
+    scale it like the heads' lr). A protocol key on other parameters is refused: it would
+    be silently shadowed for the backbone's."""
     paramwise = dict(cfg.optim_wrapper.get('paramwise_cfg') or {})
     custom = dict(paramwise.get('custom_keys') or {})
-    if BACKBONE_PARAM_KEY in custom:
-        raise ConfigError(f'{row.config}: benchmark.backbone_lr_mult: the protocol '
-                          f'{row.protocol} already sets optim_wrapper.paramwise_cfg.custom_keys'
-                          f'[{BACKBONE_PARAM_KEY!r}] = {custom[BACKBONE_PARAM_KEY]!r}')
-    custom[BACKBONE_PARAM_KEY] = dict(lr_mult=row.backbone_lr_mult)
+    other = sorted(k for k in custom if k != BACKBONE_PARAM_KEY)
+    if other:
+        raise ConfigError(f'{where}: backbone lr multiple: optim_wrapper.paramwise_cfg.'
+                          f'custom_keys already has {other}; mmengine applies one key per '
+                          'parameter, so the two cannot be combined')
+    prev = dict(custom.get(BACKBONE_PARAM_KEY) or {})
+    prev['lr_mult'] = float(prev.get('lr_mult', 1.0)) * float(mult)
+    custom[BACKBONE_PARAM_KEY] = prev
     paramwise['custom_keys'] = custom
     cfg.optim_wrapper.paramwise_cfg = paramwise
 

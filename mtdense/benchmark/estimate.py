@@ -28,6 +28,7 @@ import statistics
 from collections import defaultdict
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .plan import run_name
 from .presets import Preset
 
 __all__ = ['estimate', 'format_estimate', 'simulate']
@@ -130,7 +131,7 @@ def _row_model(row: Mapping[str, Any], clock: _Clock) -> Dict[str, Any]:
         raise ValueError(f'row {row["key"]}: no finished runs to estimate from')
     per_iter, fixed, val_per, test_fixed, test_per = [], [], [], [], []
     for r in runs:
-        name = f'lr{r["lr"]:g}_s{r["seed"]}'
+        name = r.get('run') or run_name(r['lr'], r['seed'])  # older results: one lr
         train_id, test_id = f'train/{row["key"]}/{name}', f'test/{row["key"]}/{name}'
         f_train, f_test = clock.factor(train_id), clock.factor(test_id)
         # per iteration: the step and loading medians; the rest of the job is fixed set-up
@@ -175,7 +176,10 @@ def _jobs_for(preset: Preset, measured: Mapping[str, Any], clock: _Clock,
         jobs.append(dict(id=f'profile/{key}', deps=[], priority=1, cost=10.0,
                          seconds=clock.seconds(f'profile/{key}')))
         run_s = m['fixed'] + preset.iters * m['s_per_iter'] + n_val * m['val_per_scene']
-        tuning = [f'train/{key}/tune{i}' for i in range(len(preset.lrs))]
+        # every multiple for a row whose backbone side trains (as the plan's grid)
+        trains = ((row.get('params') or {}).get('backbone_side_trainable') or 0) > 0
+        points = len(preset.lrs) * (len(preset.backbone_lr_mults) if trains else 1)
+        tuning = [f'train/{key}/tune{i}' for i in range(points)]
         for tid in tuning:
             jobs.append(dict(id=tid, deps=deps, priority=2, cost=run_s, seconds=run_s))
         test_s = m['test_fixed'] + preset.num_test * m['test_per_scene']

@@ -159,7 +159,8 @@ def run_train(job: Dict[str, Any]) -> Dict[str, Any]:
             raise FileNotFoundError(f'{job["id"]}: training finished but {ckpt} is missing')
         return dict(
             kind='train', id=job['id'], spec_hash=job['spec_hash'], finished=_now(),
-            row=job['row'], lr=job['lr'], seed=job['seed'], iters=iters,
+            row=job['row'], lr=job['lr'], backbone_lr_mult=job.get('backbone_lr_mult', 1.0),
+            seed=job['seed'], iters=iters,
             val_metrics=_metrics(val), num_val=len(runner.val_dataloader.dataset),
             preload=preload,
             params=params, timing=timer.summary(int(runner.cfg.train_dataloader.batch_size)),

@@ -4,11 +4,12 @@ Jobs (ids in brackets):
 
 * ``upstream``: the Swin family's upstream pretraining + backbone extraction;
 * ``profile/<row>``: cost versus the number of tasks (inference and training step);
-* ``train/<row>/lr<lr>_s<seed>``: one training run, evaluated on the validation split.
-  First only the *tuning* runs exist (every lr of the grid, tuning seed); once they are
-  all done the row's lr is selected on validation metrics
-  (:func:`mtdense.benchmark.aggregate.select_lr`) and the other seeds' runs at that lr
-  appear;
+* ``train/<row>/lr<lr>[_bb<mult>]_s<seed>``: one training run, evaluated on the validation
+  split. First only the *tuning* runs exist (every point of the grid, tuning seed: each lr,
+  and with the preset's ``backbone_lr_mults`` each backbone-side multiple of it for a row
+  whose backbone side trains, known from its profile); once they are all done the row's
+  point is selected on validation metrics (:func:`mtdense.benchmark.aggregate.select_lr`)
+  and the other seeds' runs at that point appear;
 * ``test/<row>/lr<lr>_s<seed>``: the selected runs' checkpoints on the test split.
 
 A job is done when its result JSON exists and records the job's ``spec_hash`` (a hash
@@ -29,11 +30,11 @@ from mmengine.config import Config
 
 from .aggregate import select_lr
 from .compose import (ConfigError, MethodRow, apply_loading_policy, compose,
-                      discover_preset_rows, set_schedule)
+                      discover_preset_rows, scale_backbone_lr, set_schedule)
 from .jobs import write_json_atomic
 from .presets import UPSTREAM_VAL_FRACTION, Preset
 
-__all__ = ['Plan', 'spec_hash', 'lr_tag']
+__all__ = ['Plan', 'spec_hash', 'lr_tag', 'run_name']
 
 # scheduling order: upstream first (the Swin runs wait for it), then the cost
 # measurements (short; they give the per-iteration costs the training order uses), then
@@ -59,6 +60,12 @@ def file_hash(path: str) -> str:
 
 def lr_tag(lr: float) -> str:
     return f'lr{lr:g}'
+
+
+def run_name(lr: float, seed: int, mult: float = 1.0) -> str:
+    """``lr0.01_s0``; with a backbone-side multiple other than 1, ``lr0.01_bb0.1_s0``."""
+    bb = '' if mult == 1.0 else f'_bb{mult:g}'
+    return f'{lr_tag(lr)}{bb}_s{seed}'
 
 
 def _read(path: str) -> Optional[Dict[str, Any]]:
@@ -195,8 +202,8 @@ class Plan:
     def mnv2_weights(self) -> str:
         return os.path.join(self.work_dir, 'weights', 'mobilenetv2_100_in1k.safetensors')
 
-    def run_name(self, lr: float, seed: int) -> str:
-        return f'{lr_tag(lr)}_s{seed}'
+    def run_name(self, lr: float, seed: int, mult: float = 1.0) -> str:
+        return run_name(lr, seed, mult)
 
     # ---------------------------------------------------------------- configs
     def _data_roots(self, cfg: Config) -> None:
@@ -221,17 +228,20 @@ class Plan:
             else self.weights_hash.get('mobilenetv2_imagenet', 'not prepared')
         return spec_hash([self.data_spec('trainval'), self.data_spec('test'), weights])
 
-    def run_config(self, row: MethodRow, lr: float, seed: int) -> Config:
-        """The full config of one training run (also used by its test job)."""
+    def run_config(self, row: MethodRow, lr: float, seed: int, mult: float = 1.0) -> Config:
+        """The full config of one training run (also used by its test job); ``mult``: the
+        backbone side's lr multiple of the grid point (1: the heads' lr)."""
         where = row.config
         cfg = self._compose(row)
         apply_loading_policy(cfg, where)
         set_schedule(cfg, self.preset.iters, lr, where)
+        if mult != 1.0:
+            scale_backbone_lr(cfg, mult, where)
         self._data_roots(cfg)
         cfg.merge_from_dict({self.protocols[row.family]['weights_key']: self._weights(row.family)})
         cfg.randomness = dict(seed=int(seed), deterministic=False)
-        name = f'{row.key}_{self.run_name(lr, seed)}'
-        cfg.work_dir = os.path.join(self.work_dir, 'runs', row.key, self.run_name(lr, seed))
+        name = f'{row.key}_{self.run_name(lr, seed, mult)}'
+        cfg.work_dir = os.path.join(self.work_dir, 'runs', row.key, self.run_name(lr, seed, mult))
         cfg.experiment_name = name
         cfg.visualizer.name = name
         return cfg
@@ -360,11 +370,12 @@ class Plan:
                 [text, settings], 10.0, row=row.key, config=path, settings=settings)
         return self._memo[key]
 
-    def train_job(self, row: MethodRow, lr: float, seed: int) -> Dict[str, Any]:
-        key = ('train', row.key, lr, seed)
+    def train_job(self, row: MethodRow, lr: float, seed: int, mult: float = 1.0
+                  ) -> Dict[str, Any]:
+        key = ('train', row.key, lr, seed, mult)
         if key not in self._memo:
-            name = self.run_name(lr, seed)
-            cfg = self.run_config(row, lr, seed)
+            name = self.run_name(lr, seed, mult)
+            cfg = self.run_config(row, lr, seed, mult)
             path = os.path.join(cfg.work_dir, 'config.py')
             text = self._write_config(cfg, path)
             self._memo[key] = self._job(
@@ -372,7 +383,7 @@ class Plan:
                 os.path.join(self.out_dir, 'runs', row.key, f'{name}.json'),
                 os.path.join(cfg.work_dir, 'job.log'), self._depends_on(row.family),
                 [text, self._inputs_hash(row.family)], self.preset.iters, row=row.key, lr=lr,
-                seed=seed, config=path,
+                seed=seed, backbone_lr_mult=mult, config=path,
                 checkpoint=os.path.join(cfg.work_dir, f'iter_{self.preset.iters}.pth'))
         job = self._memo[key]
         # expected seconds (scheduling order only): iterations x the profiled step
@@ -382,27 +393,56 @@ class Plan:
     def test_job(self, row: MethodRow, train: Dict[str, Any]) -> Dict[str, Any]:
         key = ('test', train['id'])
         if key not in self._memo:
-            name = self.run_name(train['lr'], train['seed'])
+            name = self.run_name(train['lr'], train['seed'], train['backbone_lr_mult'])
             run_dir = os.path.dirname(train['config'])
             self._memo[key] = self._job(
                 'test', f'test/{row.key}/{name}',
                 os.path.join(self.out_dir, 'runs', row.key, f'{name}.test.json'),
                 os.path.join(run_dir, 'test.log'), [train['id']],
                 [train['spec_hash'], self.data_spec('test')], 1.0, row=row.key,
-                lr=train['lr'], seed=train['seed'], config=train['config'],
+                lr=train['lr'], seed=train['seed'], backbone_lr_mult=train['backbone_lr_mult'],
+                config=train['config'],
                 checkpoint=train['checkpoint'], work_dir=os.path.join(run_dir, 'test'))
         return self._memo[key]
 
+    def backbone_trains(self, row: MethodRow) -> Optional[bool]:
+        """Whether the row trains any backbone-side parameter (from its finished profile's
+        parameter count; None while the profile is not done)."""
+        res = self.done(self.profile_job(row))
+        if res is None:
+            return None
+        recs = [r for r in res['report']['results'] if r.get('params')]
+        if not recs:
+            raise ValueError(f'profile/{row.key}: no parameter counts in {self.profile_job(row)["result"]}')
+        return recs[0]['params']['backbone_trainable'] > 0
+
+    def grid(self, row: MethodRow) -> Optional[List[Any]]:
+        """The row's grid points ``(lr, backbone multiple)``; None while it depends on the
+        row's unfinished profile (with more than one multiple in the preset)."""
+        mults = self.preset.backbone_lr_mults
+        if len(mults) > 1:
+            trains = self.backbone_trains(row)
+            if trains is None:
+                return None
+            mults = mults if trains else (1.0,)
+        return [(lr, m) for m in mults for lr in self.preset.lrs]
+
     def tuning_jobs(self, row: MethodRow) -> List[Dict[str, Any]]:
-        return [self.train_job(row, lr, self.preset.tuning_seed) for lr in self.preset.lrs]
+        """The tuning runs known now: the one-lr points always, the other multiples' once
+        the row's profile says its backbone side trains."""
+        points = self.grid(row) or [(lr, 1.0) for lr in self.preset.lrs]
+        return [self.train_job(row, lr, self.preset.tuning_seed, m) for lr, m in points]
 
     def selection(self, row: MethodRow) -> Optional[Dict[str, Any]]:
-        """The row's lr selection once all its tuning runs are done, else None."""
+        """The row's grid-point selection once all its tuning runs are done, else None."""
+        if self.grid(row) is None:
+            return None
         tuning = self.tuning_jobs(row)
         results = [self.done(j) for j in tuning]
         if any(r is None for r in results):
             return None
-        return select_lr({j['lr']: r['val_metrics'] for j, r in zip(tuning, results)})
+        return select_lr({(j['lr'], j['backbone_lr_mult']): r['val_metrics']
+                          for j, r in zip(tuning, results)})
 
     def row_jobs(self, row: MethodRow) -> List[Dict[str, Any]]:
         """The row's profile, training and test jobs as far as they are known now."""
@@ -411,7 +451,7 @@ class Plan:
         if chosen is None:
             return out
         for seed in self.preset.seeds:
-            tj = self.train_job(row, chosen['lr'], seed)
+            tj = self.train_job(row, chosen['lr'], seed, chosen['backbone_lr_mult'])
             if seed != self.preset.tuning_seed:
                 out.append(tj)
             out.append(self.test_job(row, tj))

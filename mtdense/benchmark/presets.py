@@ -69,6 +69,10 @@ class Preset:
         upstream_iters: iterations of the Swin upstream pretraining (semseg + depth).
         iters: training iterations of every run (batch and crop from the protocol).
         lrs: the learning-rate grid, the same for every row.
+        backbone_lr_mults: the second grid dimension: the backbone side's lr (everything
+            trainable under ``model.backbone``) as a multiple of the grid's lr, which the
+            heads keep. ``(1.0,)``: one lr for all. A row whose backbone side trains nothing
+            (decoder-only) runs at 1.0 only; a row's own ``backbone_lr_mult`` multiplies it.
         seeds: training seeds; ``seeds[0]`` is also the tuning seed (its run at the
             chosen lr is reused as that seed's final run).
         profile: settings of the cost measurement (``mtdense.analysis.ProfileSettings``
@@ -99,6 +103,7 @@ class Preset:
     upstream_iters: int = 800
     iters: int = 300
     lrs: Tuple[float, ...] = (1e-3, 3e-3)
+    backbone_lr_mults: Tuple[float, ...] = (1.0,)
     seeds: Tuple[int, ...] = (0, 1, 2)
     profile: Dict[str, Any] = field(default_factory=lambda: dict(
         num_tasks=[1, 5, 8], warmup=1, repeats=5, min_repeats=2, max_seconds=2.0))
@@ -129,6 +134,12 @@ class Preset:
             bad('iters/upstream_iters', (self.iters, self.upstream_iters), '>= 2 each')
         if not self.lrs or any(lr <= 0 for lr in self.lrs) or len(set(self.lrs)) != len(self.lrs):
             bad('lrs', self.lrs, 'distinct positive learning rates')
+        mults = self.backbone_lr_mults
+        if (1.0 not in mults or len(set(mults)) != len(mults)
+                or any(isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0
+                       for m in mults)):
+            bad('backbone_lr_mults', mults, 'distinct positive multiples including 1.0 (the '
+                'one-lr point every row has)')
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             bad('seeds', self.seeds, 'distinct seeds')
         if self.workers < 1:
@@ -195,6 +206,12 @@ PRESETS: Dict[str, Preset] = {
                    profile=dict(num_tasks=[1, 5, 8], warmup=1, repeats=5, min_repeats=2,
                                 max_seconds=2.0)),
 }
+# 'full_lr_split': the full preset with the backbone side's lr as a second grid dimension (1 and
+# 0.1 times the heads' lr) for every row whose backbone side trains: the regime study found
+# single-task FT 16 Δm points better with its backbones at 0.1x. Run in the full preset's work
+# folder with --reuse-from the recorded full run: only the 0.1x points (and moved seeds) train
+PRESETS['full_lr_split'] = PRESETS['full'].replace(name='full_lr_split',
+                                                   backbone_lr_mults=(1.0, 0.1))
 # The regime study (docs/regime_study.md), all with the full preset's data, budget, grid and
 # seeds. 'regime_levers': one lever of VMT per row on the full preset's upstream, next to the
 # reference rows (its own work folder: upstream and references train again, identically).

@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mtdense.tasks import TASKS, get_task_spec
 
+from .aggregate import point_key
+
 __all__ = ['write_csv', 'write_markdown', 'markdown', 'table_task_counts', 'measured_invocation',
            'format_pm', 'format_gap', 'format_lr']
 
@@ -102,7 +104,8 @@ def markdown(results: Mapping[str, Any]) -> str:
              f'Jobs: {jobs["done"]}/{jobs["total"]} done; together '
              f'{_num(jobs.get("worker_wall_seconds"), 0)} s of worker wall time and '
              f'{_num(jobs.get("worker_cpu_seconds"), 0)} s of CPU time.', '',
-             f'Every row: {pre["iters"]} iterations, lr grid {list(pre["lrs"])} (chosen on the '
+             f'Every row: {pre["iters"]} iterations, lr grid {list(pre["lrs"])}{_mults_text(pre)} '
+             '(chosen on the '
              f'validation split with seed {results["tuning_seed"]}), seeds {list(pre["seeds"])}; '
              f'{pre["num_trainval"]} training/validation scenes (seed {pre["data_seed"]}), '
              f'metrics on {pre["num_test"]} held-out test scenes (seed {pre["test_seed"]}). '
@@ -115,9 +118,8 @@ def markdown(results: Mapping[str, Any]) -> str:
     lines += ['## Quality (test split)', '', '| ' + ' | '.join(head) + ' |',
               '|' + '---|' * 3 + '---:|' * (len(head) - 3)]
     for r in results['rows']:
-        lr = r['selection']['lr'] if r.get('selection') else None
         cells = [r['label'] + ('' if r['status'] == 'complete' else ' (incomplete)'), r['family'],
-                 format_lr(lr, r)]
+                 format_lr(r)]
         cells += [format_pm(r['test'].get(t), _DECIMALS.get(t, 2)) for t in tasks]
         cells += [format_pm(r['delta_m'], 2, signed=True), format_gap(r.get('gap_recovered')),
                   f'{r["params"]["trainable"]:,}' if r.get('params') else '–',
@@ -142,15 +144,19 @@ def markdown(results: Mapping[str, Any]) -> str:
             ratio += f' (< {ld["min_ratio"]:g}×)'
         cells += [_num(ld.get('train_img_s'), 1), _num(ld.get('loader_img_s'), 0), ratio]
         lines.append('| ' + ' | '.join(cells) + ' |')
-    lrs = pre['lrs']
-    lines += ['', '## Tuning (validation score of each lr; the selection rule is in the JSON)', '',
-              '| method | backbone | ' + ' | '.join(f'lr {lr:g}' for lr in lrs) + ' | chosen |',
-              '|---|---|' + '---:|' * (len(lrs) + 1)]
+    points = [(lr, m) for m in pre.get('backbone_lr_mults', [1.0]) for lr in pre['lrs']]
+    lines += ['', '## Tuning (validation score of each grid point; the selection rule is in the '
+                  'JSON)', '',
+              '| method | backbone | ' + ' | '.join(
+                  f'lr {lr:g}' + ('' if m == 1.0 else f', backbone ×{m:g}') for lr, m in points)
+              + ' | chosen |',
+              '|---|---|' + '---:|' * (len(points) + 1)]
     for r in results['rows']:
         sel = r.get('selection')
         scores = sel['scores'] if sel else {}
-        cells = [r['label'], r['family']] + [_num(scores.get(str(lr)), 2) for lr in lrs]
-        cells.append(format_lr(sel['lr'] if sel else None, r))
+        cells = [r['label'], r['family']] + [_num(scores.get(point_key(lr, m)), 2)
+                                             for lr, m in points]
+        cells.append(format_lr(r))
         lines.append('| ' + ' | '.join(cells) + ' |')
     incomplete = [r for r in results['rows'] if r['status'] != 'complete']
     if incomplete:
@@ -159,12 +165,20 @@ def markdown(results: Mapping[str, Any]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def format_lr(lr: Optional[float], row: Mapping[str, Any]) -> str:
-    """The chosen lr of a results row, and its backbone's multiple of it where that is not 1."""
-    if lr is None:
+def _mults_text(pre: Mapping[str, Any]) -> str:
+    mults = list(pre.get('backbone_lr_mults') or [1.0])
+    return '' if mults == [1.0] else (f' × backbone-side lr multiples {mults} (for the rows '
+                                      'whose backbone side trains)')
+
+
+def format_lr(row: Mapping[str, Any]) -> str:
+    """The chosen lr of a results row, and its backbone side's multiple of it (the row's
+    own times the selected grid point's) where that is not 1."""
+    sel = row.get('selection')
+    if not sel:
         return '–'
-    mult = row.get('backbone_lr_mult', 1.0)
-    return f'{lr:g}' if mult == 1.0 else f'{lr:g} (backbone ×{mult:g})'
+    mult = row.get('backbone_lr_mult', 1.0) * sel.get('backbone_lr_mult', 1.0)
+    return f'{sel["lr"]:g}' if mult == 1.0 else f'{sel["lr"]:g} (backbone ×{mult:g})'
 
 
 def _baseline_names(results: Mapping[str, Any]) -> str:
@@ -225,7 +239,9 @@ def write_csv(results: Mapping[str, Any], path: str) -> None:
             line: Dict[str, Any] = dict(key=r['key'], label=r['label'], family=r['family'],
                                         role=r['role'], status=r['status'],
                                         lr=r['selection']['lr'] if r.get('selection') else None,
-                                        backbone_lr_mult=r.get('backbone_lr_mult', 1.0),
+                                        backbone_lr_mult=r.get('backbone_lr_mult', 1.0) * (
+                                            (r.get('selection') or {}).get('backbone_lr_mult',
+                                                                           1.0)),
                                         n_seeds=len(r['runs']))
             for t in tasks:
                 metric = get_task_spec(t).primary_metric

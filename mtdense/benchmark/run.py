@@ -115,7 +115,8 @@ def _cleanup(plan: Plan, job: Dict[str, Any], keep: bool) -> None:
         row = next(r for r in plan.rows if r.key == job['row'])
         sel = plan.selection(row)
         if sel is not None:
-            doomed += [j['checkpoint'] for j in plan.tuning_jobs(row) if j['lr'] != sel['lr']]
+            doomed += [j['checkpoint'] for j in plan.tuning_jobs(row)
+                       if (j['lr'], j['backbone_lr_mult']) != (sel['lr'], sel['backbone_lr_mult'])]
     for path in doomed:
         if os.path.isfile(path):
             os.remove(path)
@@ -151,7 +152,8 @@ def finalize(plan: Plan, started: float, argv: Optional[List[str]], data: Dict[s
     results['invocation'] = dict(argv=argv, wall_seconds=round(time.time() - started, 1))
     results['machine'] = machine_info('cpu')
     results['preset'] = plan.preset.to_dict()
-    results['hp_grid'] = dict(lr=list(plan.preset.lrs))
+    results['hp_grid'] = dict(lr=list(plan.preset.lrs),
+                              backbone_lr_mult=list(plan.preset.backbone_lr_mults))
     results['seeds'] = list(plan.preset.seeds)
     results['tuning_seed'] = plan.preset.tuning_seed
     results['selection_rule'] = SELECTION_RULE
@@ -310,8 +312,10 @@ def run_benchmark(preset: Preset, out_dir: str, work_dir: str, config_dir: str,
         write_json_atomic(dict(preset=preset.to_dict(), rows=[r.key for r in plan.rows],
                                out_dir=plan.out_dir, work_dir=plan.work_dir, argv=argv),
                           os.path.join(out_dir, 'plan.json'))
-        _log(f'preset {preset.name}: {len(plan.rows)} rows, lr grid {list(preset.lrs)}, seeds '
-             f'{list(preset.seeds)}, {preset.iters} iterations, {preset.workers} workers')
+        mults = '' if preset.backbone_lr_mults == (1.0,) else \
+            f' x backbone lr multiples {list(preset.backbone_lr_mults)}'
+        _log(f'preset {preset.name}: {len(plan.rows)} rows, lr grid {list(preset.lrs)}{mults}, '
+             f'seeds {list(preset.seeds)}, {preset.iters} iterations, {preset.workers} workers')
         data = prepare_data(plan, _log)
         weights = prepare_weights(plan, _log)
         if reuse_from:

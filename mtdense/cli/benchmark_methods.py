@@ -3,7 +3,7 @@
     mtdense benchmark --preset quick   # (or python tools/benchmark_methods.py) <= 15 min on 2 cores
     mtdense benchmark --preset full    # <= 90 min on 2 cores
         [--out DIR] [--work-dir DIR] [--rows KEY ...] [--workers N] [--keep-checkpoints]
-        [--iters N] [--lrs LR ...] [--seeds S ...]
+        [--iters N] [--lrs LR ...] [--backbone-lr-mults M ...] [--seeds S ...]
     mtdense benchmark --list                       # rows and their methods
     mtdense benchmark --print-config swin_mtlora   # a run's full config
     mtdense benchmark --preset full --estimate-from DIR  # duration estimate
@@ -51,6 +51,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='only these rows (keys as in --list; each family needs its baseline)')
     p.add_argument('--iters', type=int, default=None, help='override the preset\'s iterations')
     p.add_argument('--lrs', type=float, nargs='+', default=None, help='override the lr grid')
+    p.add_argument('--backbone-lr-mults', type=float, nargs='+', default=None,
+                   help='override the second grid dimension: the backbone side\'s lr as '
+                        'multiples of the grid\'s lr, which the heads keep (must include 1)')
     p.add_argument('--seeds', type=int, nargs='+', default=None, help='override the seeds')
     p.add_argument('--workers', type=int, default=None, help='parallel worker processes')
     p.add_argument('--reuse-from', metavar='DIR', default=None,
@@ -83,6 +86,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mtdense.benchmark.presets import get_preset
     overrides = dict(iters=args.iters, workers=args.workers,
                      lrs=tuple(args.lrs) if args.lrs else None,
+                     backbone_lr_mults=tuple(args.backbone_lr_mults)
+                     if args.backbone_lr_mults else None,
                      seeds=tuple(args.seeds) if args.seeds else None,
                      rows=tuple(args.rows) if args.rows else None)
     preset = get_preset(args.preset, {k: v for k, v in overrides.items() if v is not None})

@@ -248,6 +248,16 @@ def test_selection_rule_and_statistics_on_hand_values():
     assert select_lr(val)['lr'] == 3e-3
     tie = {1e-3: {'semseg/mIoU': 50.0}, 3e-3: {'semseg/mIoU': 50.0}}
     assert select_lr(tie)['lr'] == 1e-3
+    # a second dimension (backbone-side lr multiple): ties go to the smaller lr, then one lr
+    grid = {(1e-3, 1.0): {'semseg/mIoU': 50.0}, (1e-3, 0.1): {'semseg/mIoU': 60.0},
+            (3e-3, 0.1): {'semseg/mIoU': 60.0}, (3e-3, 1.0): {'semseg/mIoU': 40.0}}
+    sel = select_lr(grid)
+    assert (sel['lr'], sel['backbone_lr_mult']) == (1e-3, 0.1)
+    assert set(sel['scores']) == {'0.001', '0.001/bb0.1', '0.003', '0.003/bb0.1'}
+    sel = select_lr({(1e-3, 0.1): {'semseg/mIoU': 50.0}, (1e-3, 1.0): {'semseg/mIoU': 50.0}})
+    assert (sel['lr'], sel['backbone_lr_mult']) == (1e-3, 1.0)
+    with pytest.raises(ValueError, match='backbone_lr_mults'):
+        CI.replace(backbone_lr_mults=(0.1, 0.3)).validate()  # 1.0 must be a point
     s = mean_std([1.0, 2.0, 4.0])
     assert s['mean'] == pytest.approx(7 / 3) and s['std'] == pytest.approx(
         statistics.stdev([1.0, 2.0, 4.0])) and s['n'] == 3
@@ -345,7 +355,8 @@ def test_results_schema(bench):
                 'upstream', 'protocol', 'rows', 'baselines', 'jobs', 'files'):
         assert key in on_disk, key
     assert on_disk['schema_version'] == 1
-    assert on_disk['hp_grid'] == {'lr': [1e-3, 3e-3]} and on_disk['seeds'] == [0, 1]
+    assert on_disk['hp_grid'] == {'lr': [1e-3, 3e-3], 'backbone_lr_mult': [1.0]}
+    assert on_disk['seeds'] == [0, 1]
     for key in ('cpu_model', 'cpu_count_logical', 'torch', 'mmengine', 'loadavg'):
         assert key in on_disk['machine']
     d = on_disk['data']
@@ -501,6 +512,41 @@ def test_named_baseline_is_the_delta_m_reference(bench, tmp_path):
         lines = {line['key']: line for line in csv.DictReader(f)}
     assert lines[slow]['role'] == 'baseline' and lines[slow]['backbone_lr_mult'] == '0.1'
     assert lines['swin_single_task_ft']['role'] == 'method'
+
+
+def test_backbone_lr_multiples_are_a_second_grid_dimension(bench, tmp_path):
+    """Preset.backbone_lr_mults: every row whose backbone side trains also tunes each
+    multiple (known from its profile), decoder-only only the one-lr points; the selected
+    point's multiple reaches the seed runs' configs, the results and the tables."""
+    from mmengine.config import Config
+    from mtdense.benchmark.run import run_benchmark
+    out, results = bench
+    pre = CI.replace(name='ci_mults', rows=CI.rows + ('swin_decoder_only',),
+                     backbone_lr_mults=(1.0, 0.1))
+    out2 = tmp_path / 'mults'
+    again = run_benchmark(pre, str(out2), str(out / 'work'), str(CONFIG_DIR),
+                          reuse_from=str(out))
+    ran = [json.loads(x)['id'] for x in (out2 / 'job_times.jsonl').read_text().splitlines()]
+    for key in CI.rows:  # the one-lr points are the first folder's; only the new ones train
+        assert {i for i in ran if i.startswith(f'train/{key}/') and '_s0' in i} == {
+            f'train/{key}/lr{lr:g}_bb0.1_s0' for lr in CI.lrs}, ran
+    rows = {r['key']: r for r in again['rows']}
+    assert [(t['lr'], t['backbone_lr_mult']) for t in rows['swin_decoder_only']['tuning']] == [
+        (lr, 1.0) for lr in CI.lrs]
+    for key in CI.rows:
+        r = rows[key]
+        assert len(r['tuning']) == 2 * len(CI.lrs) and len(r['selection']['scores']) == 4
+        sel = r['selection']
+        for run in r['runs']:
+            assert run['backbone_lr_mult'] == sel['backbone_lr_mult']
+            cfg = Config.fromfile(str(out / 'work' / 'runs' / key / run['run'] / 'config.py'))
+            keys = (cfg.optim_wrapper.get('paramwise_cfg') or {}).get('custom_keys') or {}
+            want = None if sel['backbone_lr_mult'] == 1.0 else sel['backbone_lr_mult']
+            assert (keys.get('backbone.') or {}).get('lr_mult') == want, (key, run['run'])
+        assert r['status'] == 'complete'
+    md = (out2 / 'benchmark.md').read_text()
+    assert f'lr {CI.lrs[0]:g}, backbone ×0.1' in md and 'backbone-side lr multiples' in md
+    assert again['hp_grid'] == dict(lr=list(CI.lrs), backbone_lr_mult=[1.0, 0.1])
 
 
 def test_reuse_from_takes_seed_runs_once_a_wider_grid_selects(bench, tmp_path):
