@@ -8,8 +8,12 @@ importing ``engine.hooks`` while a hook imports a module of ``engine`` is a cycl
 means two packages cannot be understood, tested or reused apart.
 """
 import ast
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Dict, List, Set
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / 'mtdense'
@@ -125,3 +129,19 @@ def test_no_source_file_over_500_lines():
     long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob('*.py')
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f'files over {MAX_LINES} lines: {long}'
+
+
+def test_no_environment_or_symlink_is_tracked():
+    """A clone carries no virtual environment and no symlink (one pointing at a developer's
+    venv would stand in for the real .venv of a fresh clone and break its setup)."""
+    if not (ROOT / '.git').exists() or shutil.which('git') is None:
+        pytest.skip('not a git checkout')
+    out = subprocess.run(['git', 'ls-files', '-s'], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    links = [line.split('\t', 1)[1] for line in out if line.startswith('120000 ')]
+    assert not links, f'tracked symlinks: {links}'
+    envs = [line.split('\t', 1)[1] for line in out
+            if line.split('\t', 1)[1].split('/')[0] in ('.venv', 'venv', 'work_dirs')]
+    assert not envs, f'tracked environment / work files: {envs[:5]}'
+    ignored = subprocess.run(['git', 'check-ignore', '-q', '--no-index', '.venv'], cwd=ROOT)
+    assert ignored.returncode == 0, '.gitignore must ignore .venv (a directory or a symlink)'
