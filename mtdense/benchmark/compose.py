@@ -27,10 +27,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mmengine.config import Config
 
-__all__ = ['FIXED_MODEL_KEYS', 'ROLES', 'BACKBONE_PARAM_KEY', 'MethodRow', 'load_row', 'discover_rows',
-           'discover_preset_rows', 'compose',
-           'method_spec', 'model_delta', 'apply_loading_policy', 'set_schedule',
-           'scale_backbone_lr', 'ConfigError',
+__all__ = ['FIXED_MODEL_KEYS', 'ROLES', 'BACKBONE_PARAM_KEY', 'MethodRow', 'load_row',
+           'discover_rows', 'discover_preset_rows', 'compose', 'method_spec', 'model_delta',
+           'apply_loading_policy', 'set_schedule', 'scale_backbone_lr', 'ConfigError',
            'get_dotted', 'plain', 'MISSING']
 
 #: Model keys the protocol holds equal for every row of a family (dotted paths); a key

@@ -407,14 +407,20 @@ class Plan:
 
     def backbone_trains(self, row: MethodRow) -> Optional[bool]:
         """Whether the row trains any backbone-side parameter (from its finished profile's
-        parameter count; None while the profile is not done)."""
-        res = self.done(self.profile_job(row))
+        parameter count, read once; None while the profile is not done)."""
+        key = ('backbone_trains', row.key)
+        if key in self._memo:
+            return self._memo[key]['value']
+        job = self.profile_job(row)
+        res = self.done(job)
         if res is None:
             return None
         recs = [r for r in res['report']['results'] if r.get('params')]
         if not recs:
-            raise ValueError(f'profile/{row.key}: no parameter counts in {self.profile_job(row)["result"]}')
-        return recs[0]['params']['backbone_trainable'] > 0
+            raise ValueError(f'{job["id"]}: no parameter counts in {job["result"]}')
+        value = recs[0]['params']['backbone_trainable'] > 0
+        self._memo[key] = dict(value=value)
+        return value
 
     def grid(self, row: MethodRow) -> Optional[List[Any]]:
         """The row's grid points ``(lr, backbone multiple)``; None while it depends on the

@@ -171,13 +171,20 @@ def _mults_text(pre: Mapping[str, Any]) -> str:
                                       'whose backbone side trains)')
 
 
+def _chosen_backbone_mult(row: Mapping[str, Any]) -> float:
+    """The backbone side's lr multiple of a results row's chosen runs: the row's own times
+    the selected grid point's (results written before either existed: 1)."""
+    return row.get('backbone_lr_mult', 1.0) * (row.get('selection') or {}).get(
+        'backbone_lr_mult', 1.0)
+
+
 def format_lr(row: Mapping[str, Any]) -> str:
-    """The chosen lr of a results row, and its backbone side's multiple of it (the row's
-    own times the selected grid point's) where that is not 1."""
+    """The chosen lr of a results row, and its backbone side's multiple of it where that
+    is not 1."""
     sel = row.get('selection')
     if not sel:
         return '–'
-    mult = row.get('backbone_lr_mult', 1.0) * sel.get('backbone_lr_mult', 1.0)
+    mult = _chosen_backbone_mult(row)
     return f'{sel["lr"]:g}' if mult == 1.0 else f'{sel["lr"]:g} (backbone ×{mult:g})'
 
 
@@ -239,9 +246,7 @@ def write_csv(results: Mapping[str, Any], path: str) -> None:
             line: Dict[str, Any] = dict(key=r['key'], label=r['label'], family=r['family'],
                                         role=r['role'], status=r['status'],
                                         lr=r['selection']['lr'] if r.get('selection') else None,
-                                        backbone_lr_mult=r.get('backbone_lr_mult', 1.0) * (
-                                            (r.get('selection') or {}).get('backbone_lr_mult',
-                                                                           1.0)),
+                                        backbone_lr_mult=_chosen_backbone_mult(r),
                                         n_seeds=len(r['runs']))
             for t in tasks:
                 metric = get_task_spec(t).primary_metric

@@ -24,7 +24,8 @@ from .plan import Plan, file_hash
 from .pool import WorkerPool, worker_env
 from .presets import Preset
 
-__all__ = ['run_benchmark', 'reuse_results', 'prepare_data', 'prepare_weights', 'finalize', 'write_outputs']
+__all__ = ['run_benchmark', 'reuse_results', 'prepare_data', 'prepare_weights', 'finalize',
+           'write_outputs']
 
 Log = Callable[[str], None]
 

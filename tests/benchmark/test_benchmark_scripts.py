@@ -100,10 +100,11 @@ def test_regime_summary_reads_the_numbers_of_each_folder(tmp_path):
     table = summary.summarize([a, b, c])
     lines = table.strip().splitlines()
     assert len(lines) == 2 + 4  # header, rule, the four Swin rows
-    assert 'Δm vs single-task FT, backbone lr ×0.1 | VMT, adapter lr ×0.3 | 0.003 (backbone ×0.3) ' \
-        in lines[5]
+    assert ('Δm vs single-task FT, backbone lr ×0.1 | VMT, adapter lr ×0.3 | '
+            '0.003 (backbone ×0.3) ') in lines[5]
     assert 'Δm vs' not in lines[2]
-    assert '| VMT | 0.003 | 1.01 | -6.00 ± 0.50 | +25 ± 4 | semseg 30.00, depth 1.50 |' in lines[3]
+    assert ('| VMT | 0.003 | 1.01 | -6.00 ± 0.50 | +25 ± 4 | semseg 30.00, depth 1.50 |'
+            in lines[3])
     assert 'own rendering (1200 scenes, seed 7)' in lines[4] and '+75 ± 4' in lines[4]
     assert 'conv' not in table
     incomplete = _bench_json(tmp_path / 'd', [_row('swin_vmt', 'VMT', 0.0, status='incomplete')])
